@@ -1,0 +1,176 @@
+"""How source headers map to the canonical bronze columns.
+
+Both public header variants are recognised without configuration:
+
+| canonical      | Online Retail II | Online Retail (classic) | other accepted headers             |
+|----------------|------------------|-------------------------|------------------------------------|
+| invoice        | Invoice          | InvoiceNo               | invoice_no, order_id, order        |
+| stock_code     | StockCode        | StockCode               | sku, product_id, product_code      |
+| description    | Description      | Description             | product_name, item_description     |
+| quantity       | Quantity         | Quantity                | qty                                |
+| invoice_date   | InvoiceDate      | InvoiceDate             | order_date, transaction_date, date |
+| price          | Price            | UnitPrice               | unit_price                         |
+| customer_id    | Customer ID      | CustomerID              | customer, customer_no              |
+| country        | Country          | Country                 |                                    |
+| amount         | -                | -                       | amount, line_total, total, sales   |
+
+Headers are compared case-, space- and punctuation-insensitively. Any other file is read
+through a declared mapping {canonical: source header}. `customer_id`, `invoice_date` and
+one of `price` / `amount` are required; what a file lacks is defaulted (see DEFAULTS) and
+named in the row's `_defaulted_columns`. Unknown source columns are kept in `_extra_columns`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from retail_segmentation.common.errors import ConfigError, IngestError
+
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    "invoice",
+    "stock_code",
+    "description",
+    "quantity",
+    "invoice_date",
+    "price",
+    "customer_id",
+    "country",
+    "amount",
+)
+
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "invoice": (
+        "invoice",
+        "invoiceno",
+        "invoicenumber",
+        "invoiceid",
+        "orderid",
+        "order",
+        "orderno",
+    ),
+    "stock_code": ("stockcode", "sku", "productid", "productcode", "itemcode"),
+    "description": ("description", "productname", "itemdescription", "product"),
+    "quantity": ("quantity", "qty"),
+    "invoice_date": (
+        "invoicedate",
+        "orderdate",
+        "transactiondate",
+        "date",
+        "datetime",
+        "timestamp",
+    ),
+    "price": ("price", "unitprice"),
+    "customer_id": ("customerid", "customer", "customerno", "customernumber"),
+    "country": ("country",),
+    "amount": ("amount", "linetotal", "total", "sales", "lineamount"),
+}
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("customer_id", "invoice_date")
+
+# What a file without the column gets. `invoice` is derived per customer and timestamp
+# (one order per customer per moment) and `price` from `amount` / `quantity` in silver.
+DEFAULTS: dict[str, str | None] = {
+    "stock_code": "UNSPECIFIED",
+    "description": None,
+    "quantity": "1",
+    "country": "Unspecified",
+    "price": None,
+    "amount": None,
+}
+
+_KNOWN_ENCODINGS = re.compile(r"^[A-Za-z0-9_.:-]{2,40}$")
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def normalize_header(name: str) -> str:
+    """`Customer ID`, `customer_id` and `CustomerID` all become `customerid`."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    """How landed files are read: declared encoding, delimiter and column mapping.
+
+    Args:
+        encoding: character set of the files (the public data is not all UTF-8).
+        delimiter: field separator, or None to detect it from the header line.
+        column_mapping: {canonical column: source header} for files the aliases miss.
+    """
+
+    encoding: str = "UTF-8"
+    delimiter: str | None = None
+    column_mapping: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _KNOWN_ENCODINGS.match(self.encoding):
+            raise ConfigError(f"parameter encoding={self.encoding!r} is not a character set name")
+        if self.delimiter is not None and len(self.delimiter) != 1:
+            raise ConfigError(
+                f"parameter delimiter={self.delimiter!r}: expected one character or empty"
+            )
+        unknown = sorted(set(self.column_mapping) - set(CANONICAL_COLUMNS))
+        if unknown:
+            raise ConfigError(
+                f"parameter column_mapping names unknown columns {unknown}: "
+                f"expected keys among {list(CANONICAL_COLUMNS)}"
+            )
+
+    @classmethod
+    def from_json(cls, text: str | None, encoding: str = "UTF-8", delimiter: str | None = None):
+        """Parse `--column-mapping` (a JSON object, or empty for none)."""
+        if not text:
+            return cls(encoding=encoding, delimiter=delimiter or None)
+        try:
+            mapping = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"parameter column_mapping is not valid JSON: {exc}") from None
+        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+            raise ConfigError(
+                'parameter column_mapping must be a JSON object like {"customer_id": "Cust No"}'
+            )
+        return cls(encoding=encoding, delimiter=delimiter or None, column_mapping=mapping)
+
+
+def detect_delimiter(header_line: str) -> str:
+    """The candidate separator that splits the header line most often (comma on a tie)."""
+    counts = {d: header_line.count(d) for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] > 0 else ","
+
+
+def map_header(header: list[str], source_format: SourceFormat, file: str) -> dict[str, str]:
+    """Map a file's header to canonical columns: {canonical: source header}.
+
+    Raises:
+        IngestError: naming the file when a required column is missing.
+    """
+    by_normal = {normalize_header(h): h for h in header}
+    declared = {normalize_header(v): k for k, v in source_format.column_mapping.items()}
+    mapping: dict[str, str] = {}
+    for canonical, source in source_format.column_mapping.items():
+        if normalize_header(source) in by_normal:
+            mapping[canonical] = by_normal[normalize_header(source)]
+    for canonical, aliases in _ALIASES.items():
+        if canonical in mapping:
+            continue
+        for alias in aliases:
+            if (
+                alias in by_normal
+                and alias not in declared
+                and by_normal[alias] not in mapping.values()
+            ):
+                mapping[canonical] = by_normal[alias]
+                break
+    missing = [c for c in REQUIRED_COLUMNS if c not in mapping]
+    if "price" not in mapping and "amount" not in mapping:
+        missing.append("price or amount")
+    if missing:
+        raise IngestError(
+            f"{file}: missing required column(s) {missing}; found header {header}. Expected the "
+            "Online Retail / Online Retail II headers or a --column-mapping naming them, e.g. "
+            '{"customer_id": "<header>", "invoice_date": "<header>", "amount": "<header>"}'
+        )
+    return mapping

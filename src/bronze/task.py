@@ -1,0 +1,175 @@
+"""Bronze task: ingest new landed files into `bronze_transactions` (incremental, idempotent)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+from retail_segmentation.bronze.columns import SourceFormat
+from retail_segmentation.bronze.ingest import (
+    BRONZE_SCHEMA,
+    LandedFile,
+    batch_id_for,
+    filter_unseen_files,
+    hash_files,
+    list_landed_files,
+    read_landed_file,
+    with_batch_metadata,
+)
+from retail_segmentation.common.config import (
+    TableConfig,
+    add_table_arguments,
+    table_config_from_args,
+)
+from retail_segmentation.common.errors import ConfigError
+from retail_segmentation.common.ledger import LedgerEntry, record_ledger
+from retail_segmentation.common.spark import get_spark
+from retail_segmentation.common.tables import BRONZE_TRANSACTIONS, Lakehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BronzeConfig:
+    """Parameters of the bronze task."""
+
+    landing_path: str
+    source_format: SourceFormat
+    tables: TableConfig
+
+    def __post_init__(self) -> None:
+        if not self.landing_path:
+            raise ConfigError("parameter landing_path is empty: expected a folder or file of CSVs")
+
+
+@dataclass(frozen=True)
+class BronzeResult:
+    """What one bronze run did."""
+
+    batch_id: str | None
+    files_ingested: list[str]
+    files_skipped: int
+    rows_ingested: int
+
+
+def _ingested_files(lakehouse: Lakehouse) -> DataFrame | None:
+    if not lakehouse.exists(BRONZE_TRANSACTIONS):
+        return None
+    return lakehouse.read(BRONZE_TRANSACTIONS).select(
+        "_source_file", "_file_size", "_file_modified_at", "_file_hash"
+    )
+
+
+def find_new_files(
+    spark: SparkSession, lakehouse: Lakehouse, landing_path: str
+) -> tuple[list[LandedFile], int]:
+    """Files under `landing_path` whose content is not in bronze yet, and how many were skipped."""
+    try:
+        candidates_df = list_landed_files(spark, landing_path)
+        listed = candidates_df.count()
+    except Exception as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
+            raise ConfigError(
+                f"parameter landing_path={landing_path!r}: no such folder or file"
+            ) from None
+        raise
+    ingested_df = _ingested_files(lakehouse)
+    if ingested_df is not None:
+        candidates_df = filter_unseen_files(candidates_df, ingested_df)
+    candidates = candidates_df.collect()  # one row per file, never per transaction
+    hashes = {r.path: r.sha256 for r in hash_files(spark, [r.path for r in candidates]).collect()}
+    known = (
+        {r._file_hash for r in ingested_df.select("_file_hash").distinct().collect()}
+        if ingested_df is not None
+        else set()
+    )
+    new: list[LandedFile] = []
+    for row in sorted(candidates, key=lambda r: r.path):
+        digest = hashes[row.path]
+        if digest in known:
+            log.info("%s: already ingested (same content), skipped", row.path)
+            continue
+        known.add(digest)
+        new.append(LandedFile(row.path, row.size, row.modified_at, digest))
+    return new, listed - len(new)
+
+
+def ingest_bronze(
+    spark: SparkSession, lakehouse: Lakehouse, config: BronzeConfig, now: dt.datetime | None = None
+) -> BronzeResult:
+    """Append every new landed file to bronze in one Delta commit."""
+    files, skipped = find_new_files(spark, lakehouse, config.landing_path)
+    frames = [
+        df for f in files if (df := read_landed_file(spark, f, config.source_format)) is not None
+    ]
+    if not frames:
+        log.info(
+            "bronze: no new data under %s (%d file(s) already ingested)",
+            config.landing_path,
+            skipped,
+        )
+        return BronzeResult(None, [], skipped, 0)
+    ingested_at = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0, tzinfo=None)
+    batch_id = batch_id_for(files, ingested_at)
+    new_df = reduce(DataFrame.unionByName, frames).transform(
+        with_batch_metadata, batch_id=batch_id, ingested_at=ingested_at
+    )
+    lakehouse.append(new_df.select([f.name for f in BRONZE_SCHEMA.fields]), BRONZE_TRANSACTIONS)
+    rows = lakehouse.last_commit_rows(BRONZE_TRANSACTIONS)
+    record_ledger(
+        lakehouse,
+        [
+            LedgerEntry(
+                run_id=f"bronze:{batch_id}",
+                layer="bronze",
+                step=1,
+                rule="ingest",
+                rows_in=rows,
+                rows_out=rows,
+                detail={"files": [f.path for f in files]},
+            )
+        ],
+    )
+    return BronzeResult(batch_id, [f.path for f in files], skipped, rows)
+
+
+def parse_args(argv: list[str] | None = None) -> BronzeConfig:
+    """Job parameters -> BronzeConfig."""
+    parser = argparse.ArgumentParser(prog="retail-seg-bronze", description=__doc__)
+    parser.add_argument(
+        "--landing-path", required=True, help="folder (or file) of landed CSV files"
+    )
+    parser.add_argument(
+        "--encoding", default="UTF-8", help="character set of the files (default: UTF-8)"
+    )
+    parser.add_argument(
+        "--delimiter", default="", help="field separator (default: detected from the header)"
+    )
+    parser.add_argument(
+        "--column-mapping",
+        default="",
+        help='JSON {canonical: source header} for other headers, e.g. {"amount": "Total"}',
+    )
+    add_table_arguments(parser)
+    args = parser.parse_args(argv)
+    return BronzeConfig(
+        landing_path=args.landing_path,
+        source_format=SourceFormat.from_json(args.column_mapping, args.encoding, args.delimiter),
+        tables=table_config_from_args(args),
+    )
+
+
+def main(argv: list[str] | None = None) -> BronzeResult:
+    """Entry point of the bronze task (python_wheel_task / console script)."""
+    config = parse_args(argv)
+    spark = get_spark(warehouse_dir=f"{config.tables.lakehouse_dir}/spark-warehouse")
+    result = ingest_bronze(spark, Lakehouse.attach(spark, config.tables), config)
+    print(
+        f"bronze: {result.rows_ingested} rows from {len(result.files_ingested)} new file(s), "
+        f"{result.files_skipped} already ingested"
+    )
+    return result

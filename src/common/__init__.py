@@ -1,0 +1,1 @@
+"""Shared pieces: errors, configuration, the Spark session and table names."""

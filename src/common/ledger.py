@@ -1,0 +1,67 @@
+"""`pipeline_ledger`: rows in and out per rule per run, so every raw row is accounted for.
+
+Entries are keyed by (run_id, rule) and merged, not appended: a run id names its input
+(for silver, the bronze Delta version), so rerunning a task on the same input rewrites the
+same entries and leaves the ledger as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from retail_segmentation.common.tables import PIPELINE_LEDGER, Lakehouse
+
+LEDGER_SCHEMA = (
+    "run_id string, layer string, step int, rule string, rows_in long, rows_out long, "
+    "rows_quarantined long, rows_removed long, detail string"
+)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One rule's accounting in one run."""
+
+    run_id: str
+    layer: str
+    step: int
+    rule: str
+    rows_in: int
+    rows_out: int
+    rows_quarantined: int = 0
+    rows_removed: int = 0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_row(self) -> tuple:
+        """The entry as a row of LEDGER_SCHEMA."""
+        return (
+            self.run_id,
+            self.layer,
+            self.step,
+            self.rule,
+            self.rows_in,
+            self.rows_out,
+            self.rows_quarantined,
+            self.rows_removed,
+            json.dumps(self.detail, sort_keys=True, default=str),
+        )
+
+
+def record_ledger(lakehouse: Lakehouse, entries: list[LedgerEntry]) -> None:
+    """Upsert entries into the ledger table in one Delta commit."""
+    from delta.tables import DeltaTable
+
+    spark = lakehouse.spark
+    entries_df = spark.createDataFrame([e.as_row() for e in entries], LEDGER_SCHEMA)
+    if not lakehouse.exists(PIPELINE_LEDGER):
+        lakehouse.append(entries_df, PIPELINE_LEDGER)
+        return
+    (
+        DeltaTable.forName(spark, lakehouse.name(PIPELINE_LEDGER))
+        .alias("t")
+        .merge(entries_df.alias("s"), "t.run_id = s.run_id AND t.rule = s.rule")
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )

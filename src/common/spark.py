@@ -1,0 +1,147 @@
+"""The one place that builds a SparkSession.
+
+On Databricks the runtime's session is used as it is. On a laptop a `local[*]` session is
+built with delta-spark; the Delta jars are resolved from Maven Central by Spark's own
+resolver on first use (`configure_spark_with_delta_pip`) into a cache folder, and taken
+from that cache afterwards, so later runs need no network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from retail_segmentation.common.errors import SparkSetupError
+
+DELTA_VERSION = "4.0.0"
+SCALA_BINARY = "2.13"
+DELTA_JAR = f"io.delta_delta-spark_{SCALA_BINARY}-{DELTA_VERSION}.jar"
+MIN_JAVA = 17
+
+
+def is_databricks() -> bool:
+    """True inside a Databricks runtime (cluster, job or serverless)."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def default_jar_cache() -> Path:
+    """Folder where Spark's resolver keeps the Delta jars between runs."""
+    root = os.environ.get("RETAIL_SEG_JAR_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+        "retail-segmentation",
+        "ivy",
+    )
+    return Path(root)
+
+
+def _java_major_version() -> int:
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise SparkSetupError(
+            f"Java {MIN_JAVA} or newer is needed to run Spark locally and none was found: install "
+            "a JDK (for example `apt-get install openjdk-17-jdk-headless`) or set JAVA_HOME."
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise SparkSetupError(
+            f"could not read the Java version from `{java} -version`: {out.strip()}"
+        )
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+def _cached_jars(cache: Path) -> list[str]:
+    jars_dir = cache / "jars"
+    if not (jars_dir / DELTA_JAR).exists():
+        return []
+    return sorted(str(p) for p in jars_dir.glob("*.jar"))
+
+
+def local_spark(
+    app_name: str = "retail-segmentation",
+    warehouse_dir: str = ".lakehouse/spark-warehouse",
+    shuffle_partitions: int = 8,
+    driver_memory: str | None = None,
+    jar_cache: Path | None = None,
+    ui: bool = False,
+    extra_conf: dict[str, str] | None = None,
+):
+    """Build (or return the running) local Spark session with Delta Lake enabled.
+
+    Args:
+        app_name: Spark application name.
+        warehouse_dir: Spark SQL warehouse folder (managed tables; ours are external).
+        shuffle_partitions: `spark.sql.shuffle.partitions`; small on a laptop.
+        driver_memory: JVM heap, e.g. "6g"; default from RETAIL_SEG_DRIVER_MEMORY or 4g.
+        jar_cache: folder for the Delta jars; default `default_jar_cache()`.
+        ui: start the Spark UI.
+        extra_conf: further Spark settings.
+
+    Returns:
+        The SparkSession.
+    """
+    major = _java_major_version()
+    if major < MIN_JAVA:
+        raise SparkSetupError(
+            f"Spark 4 needs Java {MIN_JAVA} or newer, found Java {major}: install a newer JDK "
+            "or point JAVA_HOME at one."
+        )
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    cache = jar_cache or default_jar_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    builder = (
+        SparkSession.builder.master(os.environ.get("RETAIL_SEG_SPARK_MASTER", "local[*]"))
+        .appName(app_name)
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config(
+            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        )
+        .config("spark.sql.warehouse.dir", str(Path(warehouse_dir).absolute()))
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config(
+            "spark.driver.memory", driver_memory or os.environ.get("RETAIL_SEG_DRIVER_MEMORY", "4g")
+        )
+        .config("spark.ui.enabled", str(ui).lower())
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+        .config("spark.jars.ivy", str(cache))
+    )
+    for key, value in (extra_conf or {}).items():
+        builder = builder.config(key, value)
+    jars = _cached_jars(cache)
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    else:
+        builder = configure_spark_with_delta_pip(builder)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # the JVM died before Py4J could say why
+        if jars:
+            raise
+        raise SparkSetupError(
+            f"could not fetch the Delta Lake jars "
+            f"(io.delta:delta-spark_{SCALA_BINARY}:{DELTA_VERSION}) "
+            f"into {cache}: Spark resolves them from Maven Central on first use, so run once with "
+            f"network access, or place the jars in {cache / 'jars'} "
+            "(e.g. with `mvn dependency:copy`). "
+            f"Cause: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
+    spark.sparkContext.setLogLevel(os.environ.get("RETAIL_SEG_SPARK_LOG_LEVEL", "ERROR"))
+    return spark
+
+
+def get_spark(**local_options):
+    """Return the active session on Databricks, else a local Delta-enabled one."""
+    if is_databricks():
+        from pyspark.sql import SparkSession
+
+        return SparkSession.builder.getOrCreate()
+    return local_spark(**local_options)

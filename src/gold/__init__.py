@@ -1,0 +1,1 @@
+"""Gold layer: customer RFM, behaviour and business aggregates (issue 3)."""

@@ -1,0 +1,1 @@
+"""ML layer: segmentation sweep, registry, scoring and recommendations (issue 3)."""

@@ -1,0 +1,338 @@
+"""The silver rules, each a small pure transformation `DataFrame -> DataFrame`.
+
+Rows are never dropped by a rule, except exact duplicates: a rule that rejects a row sets
+`_quarantine_rule` (and `_quarantine_detail`), and later rules leave such rows alone. The
+task splits the result into `silver_transactions` and `silver_quarantine` at the end, so
+bronze = silver + quarantine + removed duplicates holds by construction and is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from retail_segmentation.bronze.columns import CANONICAL_COLUMNS
+
+QUARANTINE_RULE = "_quarantine_rule"
+QUARANTINE_DETAIL = "_quarantine_detail"
+
+# Formats seen in the public files: Online Retail II CSV exports, Online Retail (classic).
+DEFAULT_TIMESTAMP_FORMATS: tuple[str, ...] = (
+    "yyyy-MM-dd HH:mm:ss",
+    "yyyy-MM-dd HH:mm",
+    "yyyy-MM-dd'T'HH:mm:ss",
+    "M/d/yyyy H:mm",
+    "M/d/yyyy H:mm:ss",
+    "M/d/yy H:mm",
+    "yyyy-MM-dd",
+)
+
+# Postage, fees, discounts, manual adjustments and test lines: not products.
+DEFAULT_NON_PRODUCT_CODES: tuple[str, ...] = (
+    "POST",
+    "DOT",
+    "M",
+    "BANK CHARGES",
+    "AMAZONFEE",
+    "C2",
+    "C3",
+    "D",
+    "CRUK",
+    "PADS",
+    "ADJUST",
+    "ADJUST2",
+    "B",
+    "S",
+    "SP1002",
+    "TEST001",
+    "TEST002",
+)
+NON_PRODUCT_PATTERN = r"^(GIFT_|TEST)"
+
+LINE_SALE = "sale"
+LINE_RETURN = "return"
+LINE_NON_PRODUCT = "non_product"
+
+
+def is_kept() -> Column:
+    """True for rows no rule has quarantined so far."""
+    return F.col(QUARANTINE_RULE).isNull()
+
+
+def with_quarantine(
+    df: DataFrame, condition: Column, rule: str, detail: Column | None = None
+) -> DataFrame:
+    """Quarantine kept rows where `condition` holds, naming `rule` (first rule wins)."""
+    hit = is_kept() & F.coalesce(condition, F.lit(False))
+    return df.withColumns(
+        {
+            QUARANTINE_RULE: F.when(hit, F.lit(rule)).otherwise(F.col(QUARANTINE_RULE)),
+            QUARANTINE_DETAIL: F.when(
+                hit, detail.cast("string") if detail is not None else F.lit(None).cast("string")
+            ).otherwise(F.col(QUARANTINE_DETAIL)),
+        }
+    )
+
+
+def with_trimmed_text(bronze_df: DataFrame) -> DataFrame:
+    """Trim the canonical text columns; empty strings become null."""
+    return bronze_df.withColumns(
+        {c: F.nullif(F.trim(F.col(c)), F.lit("")) for c in CANONICAL_COLUMNS}
+    )
+
+
+def filter_exact_duplicates(df: DataFrame) -> DataFrame:
+    """Keep one row (the smallest `_row_id`) of each group of identical source lines."""
+    key = [*CANONICAL_COLUMNS, "_raw_record"]
+    window = Window.partitionBy(*key).orderBy("_row_id")
+    return (
+        df.withColumn("_dup_rank", F.row_number().over(window))
+        .where(F.col("_dup_rank") == 1)
+        .drop("_dup_rank")
+    )
+
+
+def parse_timestamp(column: str, formats: Sequence[str]) -> Column:
+    """The first format that parses the text, else null (never an error under ANSI mode)."""
+    return F.coalesce(*[F.try_to_timestamp(F.col(column), F.lit(fmt)) for fmt in formats])
+
+
+def with_typed_columns(
+    df: DataFrame, timestamp_formats: Sequence[str] = DEFAULT_TIMESTAMP_FORMATS
+) -> DataFrame:
+    """Type quantity, price, invoice_date and customer_id; quarantine lines that cannot be typed.
+
+    Adds `quantity_original`, `price_original` (typed, before any later fix) and the
+    quarantine columns. A missing price is taken from `amount / quantity` when the file
+    only had an amount.
+    """
+    quantity_d = F.col("quantity").try_cast("double")
+    money = r"[£$€\s]"
+    price_d = F.regexp_replace(F.col("price"), money, "").try_cast("double")
+    amount_d = F.regexp_replace(F.col("amount"), money, "").try_cast("double")
+    typed = df.select(
+        "*",
+        F.when((quantity_d == F.floor(quantity_d)) & (F.abs(quantity_d) < 2**31), quantity_d)
+        .cast("int")
+        .alias("_quantity"),
+        F.coalesce(price_d, amount_d / F.nullif(quantity_d, F.lit(0.0))).alias("_price"),
+        parse_timestamp("invoice_date", timestamp_formats).alias("_invoice_ts"),
+        F.regexp_replace(F.col("customer_id"), r"\.0+$", "").alias("_customer"),
+        F.lit(None).cast("string").alias(QUARANTINE_RULE),
+        F.lit(None).cast("string").alias(QUARANTINE_DETAIL),
+    )
+    checks: list[tuple[Column, str, Column | None]] = [
+        (F.col("_raw_record").isNotNull(), "malformed_record", F.col("_raw_record")),
+        (F.col("invoice").isNull(), "missing_invoice", None),
+        (F.col("_invoice_ts").isNull(), "unparseable_invoice_date", F.col("invoice_date")),
+        (
+            F.col("_invoice_ts") > F.col("_ingested_at") + F.expr("INTERVAL 1 DAY"),
+            "invoice_date_in_future",
+            F.col("invoice_date"),
+        ),
+        (F.col("_quantity").isNull(), "invalid_quantity", F.col("quantity")),
+        (F.col("_quantity") == 0, "zero_quantity", F.col("quantity")),
+        (F.col("_price").isNull(), "invalid_price", F.coalesce(F.col("price"), F.col("amount"))),
+    ]
+    for condition, rule, detail in checks:
+        typed = with_quarantine(typed, condition, rule, detail)
+    return typed.select(
+        "_row_id",
+        "invoice",
+        F.col("_invoice_ts").alias("invoice_date"),
+        F.col("_customer").alias("customer_id"),
+        F.upper(F.col("stock_code")).alias("stock_code"),
+        "description",
+        F.col("_quantity").alias("quantity"),
+        F.col("_price").alias("price"),
+        "country",
+        F.col("_quantity").alias("quantity_original"),
+        F.col("_price").alias("price_original"),
+        "_batch_id",
+        "_source_file",
+        QUARANTINE_RULE,
+        QUARANTINE_DETAIL,
+    )
+
+
+def with_customer_from_invoice(df: DataFrame) -> DataFrame:
+    """Fill a missing customer_id from the other lines of the same invoice.
+
+    Only when those lines agree on one customer; otherwise the line is quarantined
+    (`missing_customer_id`), since a sale nobody made cannot be segmented.
+    """
+    known = F.when(is_kept(), F.col("customer_id"))
+    by_invoice = Window.partitionBy("invoice")
+    lowest, highest = F.min(known).over(by_invoice), F.max(known).over(by_invoice)
+    filled = F.when(lowest == highest, lowest)
+    is_imputed = is_kept() & F.col("customer_id").isNull() & filled.isNotNull()
+    out = df.withColumns(
+        {
+            "is_customer_imputed": is_imputed,
+            "customer_id": F.coalesce(F.col("customer_id"), filled),
+        }
+    )
+    return with_quarantine(out, F.col("customer_id").isNull(), "missing_customer_id")
+
+
+def with_line_type(
+    df: DataFrame,
+    non_product_codes: Sequence[str] = DEFAULT_NON_PRODUCT_CODES,
+    non_product_pattern: str = NON_PRODUCT_PATTERN,
+) -> DataFrame:
+    """Add `is_cancellation` and `line_type`: non_product for postage, fees, adjustments..."""
+    code = F.upper(F.col("stock_code"))
+    is_non_product = code.isin([c.upper() for c in non_product_codes]) | code.rlike(
+        non_product_pattern
+    )
+    is_cancellation = F.col("invoice").startswith("C") | (F.col("quantity") < 0)
+    return df.withColumns(
+        {
+            "is_cancellation": F.coalesce(is_cancellation, F.lit(False)),
+            "line_type": F.when(is_non_product, F.lit(LINE_NON_PRODUCT))
+            .when(is_cancellation, F.lit(LINE_RETURN))
+            .otherwise(F.lit(LINE_SALE)),
+        }
+    )
+
+
+def with_matched_cancellations(df: DataFrame) -> DataFrame:
+    """Match each product cancellation to the latest earlier sale of the same customer,
+    stock code and quantity (`matched_invoice`); unmatched ones are quarantined."""
+    kept = df.where(is_kept())
+    cancellations = kept.where(F.col("line_type") == LINE_RETURN).select(
+        F.col("_row_id").alias("_c_row_id"),
+        "customer_id",
+        "stock_code",
+        F.abs("quantity").alias("_qty"),
+        F.col("invoice_date").alias("_c_date"),
+    )
+    sales = kept.where(F.col("line_type") == LINE_SALE).select(
+        "customer_id",
+        "stock_code",
+        F.col("quantity").alias("_qty"),
+        F.col("invoice_date").alias("_s_date"),
+        F.col("invoice").alias("_s_invoice"),
+    )
+    matches = (
+        cancellations.join(sales, ["customer_id", "stock_code", "_qty"])
+        .where(F.col("_s_date") < F.col("_c_date"))
+        .groupBy("_c_row_id")
+        .agg(F.max_by("_s_invoice", F.struct("_s_date", "_s_invoice")).alias("matched_invoice"))
+    )
+    out = df.join(matches, df["_row_id"] == matches["_c_row_id"], "left").drop("_c_row_id")
+    unmatched = (F.col("line_type") == LINE_RETURN) & F.col("matched_invoice").isNull()
+    return with_quarantine(out, unmatched, "unmatched_cancellation")
+
+
+def modal_prices(df: DataFrame) -> DataFrame:
+    """stock_code, modal_price: the most common positive sale price (lowest on a tie)."""
+    counts = (
+        df.where(is_kept() & (F.col("line_type") == LINE_SALE) & (F.col("price") > 0))
+        .groupBy("stock_code", "price")
+        .count()
+    )
+    rank = Window.partitionBy("stock_code").orderBy(F.desc("count"), F.asc("price"))
+    return (
+        counts.withColumn("_rank", F.row_number().over(rank))
+        .where(F.col("_rank") == 1)
+        .select("stock_code", F.col("price").alias("modal_price"))
+    )
+
+
+def with_imputed_zero_prices(df: DataFrame, modal_price_df: DataFrame) -> DataFrame:
+    """Replace zero prices of product lines by the stock code's modal price.
+
+    Negative prices, and zero prices of codes never sold at a positive price, are quarantined.
+    """
+    is_product = F.col("line_type") != LINE_NON_PRODUCT
+    out = df.join(F.broadcast(modal_price_df), "stock_code", "left")
+    is_zero = is_kept() & is_product & (F.col("price") == 0)
+    out = out.withColumns(
+        {
+            "is_price_imputed": is_zero & F.col("modal_price").isNotNull(),
+            "price": F.when(is_zero, F.coalesce(F.col("modal_price"), F.col("price"))).otherwise(
+                F.col("price")
+            ),
+        }
+    ).drop("modal_price")
+    for condition, rule in (
+        (is_product & (F.col("price") < 0), "negative_price"),
+        (is_product & (F.col("price") == 0), "zero_price_without_reference"),
+    ):
+        out = with_quarantine(out, condition, rule, F.col("price_original"))
+    return out
+
+
+@dataclass(frozen=True)
+class IqrBounds:
+    """Clipping bounds of one column: [lower, upper] from Q1/Q3 and the multiplier."""
+
+    column: str
+    q1: float
+    q3: float
+    multiplier: float
+    floor: float
+
+    @property
+    def lower(self) -> float:
+        """Q1 - multiplier * IQR, never below the column's floor."""
+        return max(self.q1 - self.multiplier * (self.q3 - self.q1), self.floor)
+
+    @property
+    def upper(self) -> float:
+        """Q3 + multiplier * IQR."""
+        return self.q3 + self.multiplier * (self.q3 - self.q1)
+
+    def as_dict(self) -> dict[str, float]:
+        """For the ledger."""
+        return {"q1": self.q1, "q3": self.q3, "lower": self.lower, "upper": self.upper}
+
+
+def iqr_bounds(
+    df: DataFrame, multiplier: float = 1.5, accuracy: int = 100_000
+) -> tuple[IqrBounds, IqrBounds]:
+    """Quantity and price bounds from the kept sale lines (one Spark action)."""
+    row = (
+        df.where(is_kept() & (F.col("line_type") == LINE_SALE))
+        .agg(
+            F.percentile_approx("quantity", [0.25, 0.75], accuracy).alias("q"),
+            F.percentile_approx("price", [0.25, 0.75], accuracy).alias("p"),
+        )
+        .first()
+    )
+    q, p = row["q"] or [1, 1], row["p"] or [0.0, 0.0]
+    return (
+        IqrBounds("quantity", float(q[0]), float(q[1]), multiplier, floor=1.0),
+        IqrBounds("price", float(p[0]), float(p[1]), multiplier, floor=0.0),
+    )
+
+
+def _clip(column: str, bounds: IqrBounds) -> Column:
+    magnitude = F.abs(F.col(column))
+    clipped = F.least(F.greatest(magnitude, F.lit(bounds.lower)), F.lit(bounds.upper))
+    return F.signum(F.col(column)) * clipped
+
+
+def with_clipped_outliers(df: DataFrame, quantity: IqrBounds, price: IqrBounds) -> DataFrame:
+    """Clip |quantity| and price of kept product lines into their IQR bounds; add line_amount."""
+    is_product = is_kept() & (F.col("line_type") != LINE_NON_PRODUCT)
+    clipped_qty = F.when(is_product, F.round(_clip("quantity", quantity)).cast("int"))
+    clipped_price = F.when(is_product, F.round(_clip("price", price), 4))
+    return (
+        df.withColumns(
+            {
+                "is_quantity_clipped": F.coalesce(clipped_qty != F.col("quantity"), F.lit(False)),
+                "is_price_clipped": F.coalesce(clipped_price != F.col("price"), F.lit(False)),
+            }
+        )
+        .withColumns(
+            {
+                "quantity": F.coalesce(clipped_qty, F.col("quantity")),
+                "price": F.coalesce(clipped_price, F.col("price")),
+            }
+        )
+        .withColumn("line_amount", F.round(F.col("quantity") * F.col("price"), 4))
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.spark import local_spark
 from retail_segmentation.common.tables import Lakehouse

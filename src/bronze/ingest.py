@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
 from retail_segmentation.bronze.columns import (
     CANONICAL_COLUMNS,
     DEFAULTS,

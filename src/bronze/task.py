@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
+
 from retail_segmentation.bronze.columns import SourceFormat
 from retail_segmentation.bronze.ingest import (
     BRONZE_SCHEMA,

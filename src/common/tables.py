@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+
 from retail_segmentation.common.config import TableConfig, validate_identifier
 from retail_segmentation.common.spark import is_databricks
 

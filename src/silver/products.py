@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+
 from retail_segmentation.silver.rules import LINE_NON_PRODUCT, LINE_SALE
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+
 from retail_segmentation.bronze.columns import CANONICAL_COLUMNS
 
 QUARANTINE_RULE = "_quarantine_rule"

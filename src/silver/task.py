@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+
 from retail_segmentation.common.config import (
     TableConfig,
     add_table_arguments,

@@ -1,0 +1,35 @@
+# Two commands on a fresh machine (Python 3.10+ and Java 17+):
+#   make run    build the local lakehouse from the embedded default data
+#   make test   run the test suite
+# Both create .venv/ and install the project into it on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test lint format clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[local,dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/retail-seg run $(ARGS)
+
+test: install
+	$(BIN)/pytest $(ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: install
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean:
+	rm -rf .lakehouse .pytest_cache .ruff_cache

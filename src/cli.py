@@ -1,0 +1,172 @@
+"""`retail-seg`: run the pipeline locally, generate data, query tables.
+
+retail-seg run                      # embedded default data -> bronze -> silver
+retail-seg run --landing-path DIR   # your own CSV files
+retail-seg generate --rows 1000000 --out DIR
+retail-seg sql "SELECT * FROM retail.pipeline_ledger"
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from retail_segmentation.common.errors import RetailSegError
+
+DEFAULT_ROWS = 50_000
+DEFAULT_SEED = 42
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+def _default_landing(lakehouse_dir: str, rows: int, seed: int) -> str:
+    """The embedded default: generated once (seeded) into the lakehouse folder."""
+    from retail_segmentation.common.spark import get_spark
+    from retail_segmentation.data.generator import GeneratorConfig, write_dataset
+
+    out = Path(lakehouse_dir) / "landing" / f"default-{rows}-{seed}"
+    transactions = out / "transactions"
+    if not any(transactions.glob("*.csv")):
+        start = time.perf_counter()
+        print(f"generating the default data set ({rows:,} lines, seed {seed}) in {out} ...")
+        spark = get_spark(warehouse_dir=f"{lakehouse_dir}/spark-warehouse")
+        write_dataset(spark, GeneratorConfig(rows=rows, seed=seed), str(out))
+        print(f"  done in {time.perf_counter() - start:.1f}s")
+    return str(transactions)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from retail_segmentation.bronze import task as bronze
+    from retail_segmentation.common.spark import get_spark
+    from retail_segmentation.common.tables import Lakehouse
+    from retail_segmentation.silver import task as silver
+
+    landing = args.landing_path or _default_landing(args.lakehouse_dir, args.rows, args.seed)
+    common = ["--schema", args.schema, "--lakehouse-dir", args.lakehouse_dir]
+    bronze_argv = ["--landing-path", landing, "--encoding", args.encoding, *common]
+    if args.column_mapping:
+        bronze_argv += ["--column-mapping", args.column_mapping]
+    for name, entry, argv in (
+        ("bronze", bronze.main, bronze_argv),
+        ("silver", silver.main, common),
+    ):
+        start = time.perf_counter()
+        print(f"[{name}] running ...")
+        entry(argv)
+        print(f"[{name}] done in {time.perf_counter() - start:.1f}s")
+
+    spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
+    lakehouse = Lakehouse.attach(spark, _table_config(args))
+    print("\ntables (query them with `retail-seg sql`):")
+    for table in sorted(p.name for p in lakehouse.local_root.iterdir() if p.is_dir()):
+        rows = lakehouse.read(table).count()
+        print(f"  {lakehouse.name(table):<36} {rows:>10,} rows   {lakehouse.location(table)}")
+    return 0
+
+
+def _table_config(args: argparse.Namespace):
+    from retail_segmentation.common.config import TableConfig
+
+    return TableConfig(schema=args.schema, lakehouse_dir=args.lakehouse_dir)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from retail_segmentation.data import generator
+
+    argv = ["--rows", str(args.rows), "--seed", str(args.seed), "--out", args.out]
+    argv += ["--files", str(args.files), "--header-variant", args.header_variant]
+    generator.main(argv)
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from retail_segmentation.common.spark import get_spark
+    from retail_segmentation.common.tables import Lakehouse
+
+    spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
+    Lakehouse.attach(spark, _table_config(args))
+    spark.sql(args.query).show(args.limit, truncate=args.truncate)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `retail-seg` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="retail-seg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and full traces")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_tables(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--schema", default="retail", help="schema of the tables (default: retail)")
+        p.add_argument(
+            "--lakehouse-dir",
+            default=".lakehouse",
+            help="folder of the local Delta tables (default: .lakehouse)",
+        )
+        return p
+
+    run = with_tables(sub.add_parser("run", help="run the pipeline locally (bronze -> silver)"))
+    run.add_argument("--landing-path", help="folder of CSV files (default: the embedded sample)")
+    run.add_argument(
+        "--rows",
+        type=int,
+        default=DEFAULT_ROWS,
+        help=f"lines of the generated default data (default: {DEFAULT_ROWS:,})",
+    )
+    run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generator seed (default: 42)")
+    run.add_argument(
+        "--encoding", default="UTF-8", help="encoding of the CSV files (default: UTF-8)"
+    )
+    run.add_argument(
+        "--column-mapping",
+        default="",
+        help='JSON {canonical: header} for other files, e.g. {"amount": "Total"}',
+    )
+    run.set_defaults(func=_run)
+
+    gen = sub.add_parser("generate", help="write synthetic Online Retail II-shaped CSV")
+    gen.add_argument("--rows", type=int, default=1_000_000, help="lines (default: 1,000,000)")
+    gen.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed (default: 42)")
+    gen.add_argument("--files", type=int, default=4, help="CSV files to write (default: 4)")
+    gen.add_argument(
+        "--header-variant",
+        choices=["ii", "classic"],
+        default="ii",
+        help="Online Retail II or classic Online Retail headers (default: ii)",
+    )
+    gen.add_argument("--out", required=True, help="output folder")
+    gen.set_defaults(func=_generate)
+
+    sql = with_tables(sub.add_parser("sql", help="query the local tables by name"))
+    sql.add_argument("query", help='e.g. "SELECT * FROM retail.silver_products"')
+    sql.add_argument("--limit", type=int, default=20, help="rows to show (default: 20)")
+    sql.add_argument("--truncate", type=int, default=40, help="column width (default: 40)")
+    sql.set_defaults(func=_sql)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return args.func(args)
+    except RetailSegError as exc:
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

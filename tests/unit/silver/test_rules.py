@@ -1,0 +1,326 @@
+"""Each silver rule on a few literal rows, with a null and an edge case."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from retail_segmentation.silver import rules
+
+TS = dt.datetime
+
+BRONZE_DDL = (
+    "_row_id string, invoice string, stock_code string, description string, quantity string, "
+    "invoice_date string, price string, customer_id string, country string, amount string, "
+    "_raw_record string, _batch_id string, _source_file string, _ingested_at timestamp"
+)
+
+TYPED_DDL = (
+    "_row_id string, invoice string, invoice_date timestamp, customer_id string, "
+    "stock_code string, quantity int, price double, line_type string, "
+    "_quarantine_rule string, _quarantine_detail string"
+)
+
+
+def _bronze_row(
+    row_id,
+    invoice="489434",
+    stock="85048",
+    qty="12",
+    date="2009-12-01 07:45:00",
+    price="6.95",
+    customer="13085.0",
+    amount=None,
+    raw=None,
+):
+    return (
+        row_id,
+        invoice,
+        stock,
+        "LIGHT",
+        qty,
+        date,
+        price,
+        customer,
+        "United Kingdom",
+        amount,
+        raw,
+        "b1",
+        "f.csv",
+        TS(2011, 12, 10),
+    )
+
+
+def test_with_trimmed_text_blanks_become_null(spark):
+    source_df = spark.createDataFrame(
+        [_bronze_row("1", invoice="  489434 ", customer="   "), _bronze_row("2", stock=None)],
+        BRONZE_DDL,
+    )
+    actual = rules.with_trimmed_text(source_df).select(
+        "_row_id", "invoice", "customer_id", "stock_code"
+    )
+    expected = spark.createDataFrame(
+        [("1", "489434", None, "85048"), ("2", "489434", "13085.0", None)],
+        "_row_id string, invoice string, customer_id string, stock_code string",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True)
+
+
+def test_filter_exact_duplicates_keeps_smallest_row_id_and_treats_nulls_as_equal(spark):
+    source_df = spark.createDataFrame(
+        [
+            _bronze_row("b", customer=None),
+            _bronze_row("a", customer=None),  # same line as b, null customer on both
+            _bronze_row("c", customer="13085.0"),  # differs only by customer
+            _bronze_row("d", qty="13"),
+        ],
+        BRONZE_DDL,
+    )
+    actual = rules.filter_exact_duplicates(source_df).select("_row_id")
+    expected = spark.createDataFrame([("a",), ("c",), ("d",)], "_row_id string")
+    assert_df_equality(actual, expected, ignore_row_order=True)
+
+
+def test_with_typed_columns_types_values_and_quarantines_what_cannot_be_typed(spark):
+    source_df = spark.createDataFrame(
+        [
+            _bronze_row("ok"),
+            _bronze_row("classic", date="12/1/2010 8:26", customer="17850", qty="6.0"),
+            _bronze_row("bad_date", date="31/02/2011 25:61"),
+            _bronze_row("bad_qty", qty="twelve"),
+            _bronze_row("zero_qty", qty="0"),
+            _bronze_row("future", date="2012-01-05 10:00:00"),
+            _bronze_row("malformed", raw="489435,85049,SHORT", date=None, price=None),
+            _bronze_row("no_invoice", invoice=None),
+            _bronze_row("amount_only", qty="4", price=None, amount="£10.00"),
+            _bronze_row("bad_price", price="n/a"),
+        ],
+        BRONZE_DDL,
+    )
+    actual = rules.with_typed_columns(source_df).select(
+        "_row_id", "invoice_date", "customer_id", "quantity", "price", "_quarantine_rule"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("ok", TS(2009, 12, 1, 7, 45), "13085", 12, 6.95, None),
+            ("classic", TS(2010, 12, 1, 8, 26), "17850", 6, 6.95, None),
+            ("bad_date", None, "13085", 12, 6.95, "unparseable_invoice_date"),
+            ("bad_qty", TS(2009, 12, 1, 7, 45), "13085", None, 6.95, "invalid_quantity"),
+            ("zero_qty", TS(2009, 12, 1, 7, 45), "13085", 0, 6.95, "zero_quantity"),
+            ("future", TS(2012, 1, 5, 10), "13085", 12, 6.95, "invoice_date_in_future"),
+            ("malformed", None, "13085", 12, None, "malformed_record"),
+            ("no_invoice", TS(2009, 12, 1, 7, 45), "13085", 12, 6.95, "missing_invoice"),
+            ("amount_only", TS(2009, 12, 1, 7, 45), "13085", 4, 2.5, None),
+            ("bad_price", TS(2009, 12, 1, 7, 45), "13085", 12, None, "invalid_price"),
+        ],
+        "_row_id string, invoice_date timestamp, customer_id string, quantity int, price double, "
+        "_quarantine_rule string",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def _typed(spark, rows):
+    return spark.createDataFrame(rows, TYPED_DDL)
+
+
+def test_with_customer_from_invoice_fills_only_from_one_agreeing_customer(spark):
+    day = TS(2010, 12, 1, 8)
+    source_df = _typed(
+        spark,
+        [
+            ("1", "A", day, "17850", "X", 1, 1.0, None, None, None),
+            ("2", "A", day, None, "Y", 1, 1.0, None, None, None),  # filled from line 1
+            ("3", "B", day, None, "X", 1, 1.0, None, None, None),  # guest invoice
+            ("4", "C", day, "1", "X", 1, 1.0, None, None, None),
+            ("5", "C", day, "2", "X", 1, 1.0, None, None, None),
+            ("6", "C", day, None, "X", 1, 1.0, None, None, None),  # two customers: no guess
+            ("7", "D", day, "9", "X", 1, 1.0, None, "malformed_record", None),
+            ("8", "D", day, None, "X", 1, 1.0, None, None, None),  # quarantined line ignored
+        ],
+    )
+    actual = rules.with_customer_from_invoice(source_df).select(
+        "_row_id", "customer_id", "is_customer_imputed", "_quarantine_rule"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("1", "17850", False, None),
+            ("2", "17850", True, None),
+            ("3", None, False, "missing_customer_id"),
+            ("4", "1", False, None),
+            ("5", "2", False, None),
+            ("6", None, False, "missing_customer_id"),
+            ("7", "9", False, "malformed_record"),
+            ("8", None, False, "missing_customer_id"),
+        ],
+        "_row_id string, customer_id string, is_customer_imputed boolean, _quarantine_rule string",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_with_line_type_separates_non_products_and_cancellations(spark):
+    day = TS(2010, 12, 1, 8)
+    source_df = _typed(
+        spark,
+        [
+            ("1", "536365", day, "1", "85123A", 6, 2.55, None, None, None),
+            ("2", "C536379", day, "1", "85123A", -6, 2.55, None, None, None),
+            ("3", "536380", day, "1", "POST", 1, 18.0, None, None, None),
+            ("4", "C536381", day, "1", "d", -1, 5.0, None, None, None),  # lower-case discount
+            ("5", "536382", day, "1", "gift_0001_20", 1, 20.0, None, None, None),
+            ("6", "536383", day, "1", "22423", None, 12.75, None, None, None),
+        ],
+    )
+    actual = rules.with_line_type(source_df.drop("line_type")).select(
+        "_row_id", "is_cancellation", "line_type"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("1", False, "sale"),
+            ("2", True, "return"),
+            ("3", False, "non_product"),
+            ("4", True, "non_product"),
+            ("5", False, "non_product"),
+            ("6", False, "sale"),
+        ],
+        "_row_id string, is_cancellation boolean, line_type string",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_with_matched_cancellations_matches_latest_earlier_sale_or_quarantines(spark):
+    source_df = _typed(
+        spark,
+        [
+            ("s1", "100", TS(2010, 1, 1), "1", "X", 6, 1.0, "sale", None, None),
+            ("s2", "200", TS(2010, 2, 1), "1", "X", 6, 1.0, "sale", None, None),
+            ("c1", "C300", TS(2010, 3, 1), "1", "X", -6, 1.0, "return", None, None),
+            ("c2", "C301", TS(2009, 1, 1), "1", "X", -6, 1.0, "return", None, None),  # before
+            ("c3", "C302", TS(2010, 3, 1), "1", "X", -5, 1.0, "return", None, None),  # qty
+            ("c4", "C303", TS(2010, 3, 1), "2", "X", -6, 1.0, "return", None, None),  # customer
+            ("s3", "400", TS(2010, 1, 1), "3", "X", 2, 1.0, "sale", "malformed_record", None),
+            ("c5", "C401", TS(2010, 3, 1), "3", "X", -2, 1.0, "return", None, None),
+        ],
+    )
+    actual = rules.with_matched_cancellations(source_df).select(
+        "_row_id", "matched_invoice", "_quarantine_rule"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("s1", None, None),
+            ("s2", None, None),
+            ("c1", "200", None),
+            ("c2", None, "unmatched_cancellation"),
+            ("c3", None, "unmatched_cancellation"),
+            ("c4", None, "unmatched_cancellation"),
+            ("s3", None, "malformed_record"),
+            ("c5", None, "unmatched_cancellation"),
+        ],
+        "_row_id string, matched_invoice string, _quarantine_rule string",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_modal_prices_prefers_most_common_then_lowest_price(spark):
+    day = TS(2010, 1, 1)
+    source_df = _typed(
+        spark,
+        [
+            ("1", "1", day, "1", "X", 1, 2.0, "sale", None, None),
+            ("2", "2", day, "1", "X", 1, 2.0, "sale", None, None),
+            ("3", "3", day, "1", "X", 1, 3.0, "sale", None, None),
+            ("4", "4", day, "1", "Y", 1, 5.0, "sale", None, None),
+            ("5", "5", day, "1", "Y", 1, 4.0, "sale", None, None),  # tie: lower price wins
+            ("6", "6", day, "1", "Z", 1, 0.0, "sale", None, None),  # zero never the mode
+            ("7", "7", day, "1", "Y", 1, 1.0, "sale", "malformed_record", None),
+        ],
+    )
+    expected = spark.createDataFrame(
+        [("X", 2.0), ("Y", 4.0)], "stock_code string, modal_price double"
+    )
+    assert_df_equality(
+        rules.modal_prices(source_df), expected, ignore_row_order=True, ignore_nullable=True
+    )
+
+
+def test_with_imputed_zero_prices(spark):
+    day = TS(2010, 1, 1)
+    source_df = _typed(
+        spark,
+        [
+            ("1", "1", day, "1", "X", 1, 0.0, "sale", None, None),
+            ("2", "2", day, "1", "X", 1, 2.5, "sale", None, None),
+            ("3", "3", day, "1", "NEW", 1, 0.0, "sale", None, None),  # no reference price
+            ("4", "4", day, "1", "X", 1, -3.0, "sale", None, None),
+            ("5", "5", day, "1", "POST", 1, 0.0, "non_product", None, None),  # left alone
+        ],
+    ).withColumn("price_original", F.col("price"))
+    modal_df = spark.createDataFrame([("X", 2.5)], "stock_code string, modal_price double")
+    actual = rules.with_imputed_zero_prices(source_df, modal_df).select(
+        "_row_id", "price", "is_price_imputed", "_quarantine_rule"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("1", 2.5, True, None),
+            ("2", 2.5, False, None),
+            ("3", 0.0, False, "zero_price_without_reference"),
+            ("4", -3.0, False, "negative_price"),
+            ("5", 0.0, False, None),
+        ],
+        "_row_id string, price double, is_price_imputed boolean, _quarantine_rule string",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_iqr_bounds_and_clipping(spark):
+    day = TS(2010, 1, 1)
+    values = [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (1000, 900.0)]
+    rows = [
+        (str(i), str(i), day, "1", "X", q, p, "sale", None, None) for i, (q, p) in enumerate(values)
+    ]
+    rows += [
+        ("r", "C9", day, "1", "X", -1000, 900.0, "return", None, None),
+        ("n", "N", day, "1", "POST", 1000, 900.0, "non_product", None, None),
+        ("q", "Q", day, "1", "X", 5000, 900.0, "sale", "malformed_record", None),
+    ]
+    source_df = _typed(spark, rows).withColumn("quantity_original", F.col("quantity"))
+    quantity, price = rules.iqr_bounds(source_df, multiplier=1.5)
+    assert (quantity.q1, quantity.q3, quantity.lower, quantity.upper) == (2.0, 4.0, 1.0, 7.0)
+    assert (price.q1, price.q3, price.lower, price.upper) == (2.0, 4.0, 0.0, 7.0)
+
+    actual = rules.with_clipped_outliers(source_df, quantity, price).select(
+        "_row_id", "quantity", "price", "line_amount", "is_quantity_clipped", "is_price_clipped"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("0", 1, 1.0, 1.0, False, False),
+            ("1", 2, 2.0, 4.0, False, False),
+            ("2", 3, 3.0, 9.0, False, False),
+            ("3", 4, 4.0, 16.0, False, False),
+            ("4", 7, 7.0, 49.0, True, True),
+            ("r", -7, 7.0, -49.0, True, True),  # returns clipped by magnitude
+            ("n", 1000, 900.0, 900000.0, False, False),  # non-products untouched
+            ("q", 5000, 900.0, 4500000.0, False, False),  # quarantined untouched
+        ],
+        "_row_id string, quantity int, price double, line_amount double, "
+        "is_quantity_clipped boolean, is_price_clipped boolean",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2011-12-09 12:50:00", TS(2011, 12, 9, 12, 50)),
+        ("1/4/2011 10:00", TS(2011, 1, 4, 10)),
+        ("2011-12-09", TS(2011, 12, 9)),
+        ("not a date", None),
+        (None, None),
+    ],
+)
+def test_parse_timestamp_formats(spark, text, expected):
+    df = spark.createDataFrame([(text,)], "d string")
+    parsed = df.select(rules.parse_timestamp("d", rules.DEFAULT_TIMESTAMP_FORMATS)).first()[0]
+    assert parsed == expected

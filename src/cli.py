@@ -98,6 +98,14 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    from retail_segmentation.benchmark import report, run_benchmark
+
+    timings = run_benchmark(args.rows, args.seed, args.files, args.work_dir)
+    print(report(timings, args.json))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `retail-seg` argument parser."""
     parser = argparse.ArgumentParser(
@@ -146,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--out", required=True, help="output folder")
     gen.set_defaults(func=_generate)
+
+    bench = sub.add_parser("benchmark", help="time each task on generated data")
+    bench.add_argument("--rows", type=int, default=1_000_000, help="lines (default: 1,000,000)")
+    bench.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed (default: 42)")
+    bench.add_argument("--files", type=int, default=4, help="CSV files (default: 4)")
+    bench.add_argument("--work-dir", help="scratch folder (default: a new temp folder)")
+    bench.add_argument("--json", help="also write the figures to this JSON file")
+    bench.set_defaults(func=_benchmark)
 
     sql = with_tables(sub.add_parser("sql", help="query the local tables by name"))
     sql.add_argument("query", help='e.g. "SELECT * FROM retail.silver_products"')

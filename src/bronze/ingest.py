@@ -34,7 +34,7 @@ BRONZE_SCHEMA = T.StructType(
     [T.StructField(c, T.StringType()) for c in CANONICAL_COLUMNS]
     + [
         T.StructField("_raw_record", T.StringType()),
-        T.StructField("_extra_columns", T.MapType(T.StringType(), T.StringType())),
+        T.StructField("_extra_columns", T.StringType()),
         T.StructField("_defaulted_columns", T.ArrayType(T.StringType())),
         T.StructField("_source_file", T.StringType()),
         T.StructField("_file_hash", T.StringType()),
@@ -155,17 +155,20 @@ def to_canonical(raw_df: DataFrame, mapping: dict[str, str], header: list[str]) 
                 defaulted.append(canonical)
             columns.append(F.lit(DEFAULTS[canonical]).cast("string").alias(canonical))
     extra = [h for h in header if h not in mapping.values()]
-    extra_map = (
-        F.map_from_arrays(
-            F.array(*[F.lit(h) for h in extra]), F.array(*[F.col(f"`{h}`") for h in extra])
+    # A JSON object rather than a map: map columns cannot be compared, grouped or deduplicated.
+    extra_json = (
+        F.to_json(
+            F.map_from_arrays(
+                F.array(*[F.lit(h) for h in extra]), F.array(*[F.col(f"`{h}`") for h in extra])
+            )
         )
         if extra
-        else F.create_map().cast("map<string,string>")
+        else F.lit(None).cast("string")
     )
     return raw_df.select(
         *columns,
         F.col(CORRUPT_COLUMN),
-        extra_map.alias("_extra_columns"),
+        extra_json.alias("_extra_columns"),
         F.array(*[F.lit(c) for c in defaulted]).cast("array<string>").alias("_defaulted_columns"),
     )
 

@@ -8,6 +8,7 @@ bronze = silver + quarantine + removed duplicates holds by construction and is c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -311,16 +312,20 @@ def iqr_bounds(
     )
 
 
-def _clip(column: str, bounds: IqrBounds) -> Column:
+def _clip(column: str, bounds: IqrBounds, integral: bool = False) -> Column:
+    """Clip the magnitude (returns are negative) into the bounds, keeping the sign."""
+    lower, upper = bounds.lower, bounds.upper
+    if integral:  # a whole quantity inside the bounds
+        lower, upper = math.ceil(lower), max(math.floor(upper), math.ceil(lower))
     magnitude = F.abs(F.col(column))
-    clipped = F.least(F.greatest(magnitude, F.lit(bounds.lower)), F.lit(bounds.upper))
+    clipped = F.least(F.greatest(magnitude, F.lit(lower)), F.lit(upper))
     return F.signum(F.col(column)) * clipped
 
 
 def with_clipped_outliers(df: DataFrame, quantity: IqrBounds, price: IqrBounds) -> DataFrame:
     """Clip |quantity| and price of kept product lines into their IQR bounds; add line_amount."""
     is_product = is_kept() & (F.col("line_type") != LINE_NON_PRODUCT)
-    clipped_qty = F.when(is_product, F.round(_clip("quantity", quantity)).cast("int"))
+    clipped_qty = F.when(is_product, _clip("quantity", quantity, integral=True).cast("int"))
     clipped_price = F.when(is_product, F.round(_clip("price", price), 4))
     return (
         df.withColumns(

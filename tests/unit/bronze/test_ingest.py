@@ -146,7 +146,7 @@ def test_minimal_file_through_declared_mapping_gets_documented_defaults(spark, l
             "amount": "30.00",
             "_raw_record": None,
             "_defaulted_columns": defaulted,
-            "_extra_columns": {"channel": "web"},
+            "_extra_columns": '{"channel":"web"}',
         },
         {
             "stock_code": "UNSPECIFIED",
@@ -159,7 +159,7 @@ def test_minimal_file_through_declared_mapping_gets_documented_defaults(spark, l
             "amount": None,
             "_raw_record": None,
             "_defaulted_columns": defaulted,
-            "_extra_columns": {"channel": "shop"},
+            "_extra_columns": '{"channel":"shop"}',
         },
     ]
     invoices = [r.invoice for r in actual.select("invoice").collect()]

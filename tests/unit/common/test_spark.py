@@ -1,0 +1,59 @@
+"""Local Spark set-up fails with one clear sentence when Java is missing or too old."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from retail_segmentation.common import spark as spark_module
+from retail_segmentation.common.errors import SparkSetupError
+
+
+def _fake_java(tmp_path, version_line: str):
+    java_home = tmp_path / "jdk"
+    (java_home / "bin").mkdir(parents=True)
+    java = java_home / "bin" / "java"
+    java.write_text(f"#!/bin/sh\necho '{version_line}' >&2\n")
+    java.chmod(java.stat().st_mode | stat.S_IEXEC)
+    return java_home
+
+
+def test_missing_java_names_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SparkSetupError, match=r"Java 17 or newer is needed .* set JAVA_HOME"):
+        spark_module.local_spark()
+
+
+def test_old_java_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAVA_HOME", str(_fake_java(tmp_path, 'openjdk version "11.0.2" 2019')))
+    with pytest.raises(SparkSetupError, match="Spark 4 needs Java 17 or newer, found Java 11"):
+        spark_module.local_spark()
+
+
+@pytest.mark.parametrize(
+    ("line", "major"),
+    [('openjdk version "17.0.15" 2025-04-15', 17), ('java version "1.8.0_292"', 8),
+     ('openjdk version "21" 2023-09-19', 21)],
+)  # fmt: skip
+def test_java_version_parsing(monkeypatch, tmp_path, line, major):
+    monkeypatch.setenv("JAVA_HOME", str(_fake_java(tmp_path, line)))
+    assert spark_module._java_major_version() == major
+
+
+def test_cached_jars_are_used_only_when_delta_is_there(tmp_path):
+    assert spark_module._cached_jars(tmp_path) == []
+    (tmp_path / "jars").mkdir()
+    for name in (spark_module.DELTA_JAR, "io.delta_delta-storage-4.0.0.jar"):
+        (tmp_path / "jars" / name).write_text("")
+    assert [os.path.basename(j) for j in spark_module._cached_jars(tmp_path)] == sorted(
+        [spark_module.DELTA_JAR, "io.delta_delta-storage-4.0.0.jar"]
+    )
+
+
+def test_on_databricks_the_runtime_session_is_used(monkeypatch, spark):
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "17.3")
+    assert spark_module.is_databricks()
+    assert spark_module.get_spark() is spark  # the active session, no new builder

@@ -1,0 +1,1 @@
+"""Synthetic Online Retail II-shaped data: a seeded, distributed CSV generator."""

@@ -192,6 +192,12 @@ def with_file_metadata(df: DataFrame, file: LandedFile) -> DataFrame:
     )
 
 
+def has_undecodable_text() -> Column:
+    """True for a row holding U+FFFD, what a file read with the wrong encoding turns into."""
+    text = F.concat_ws("", *[F.col(c) for c in CANONICAL_COLUMNS], F.col(CORRUPT_COLUMN))
+    return F.contains(text, F.lit("\ufffd"))
+
+
 def with_batch_metadata(df: DataFrame, batch_id: str, ingested_at: dt.datetime) -> DataFrame:
     """Add the batch id, ingest time and a row id unique within bronze."""
     return df.select(

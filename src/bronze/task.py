@@ -8,7 +8,8 @@ import logging
 from dataclasses import dataclass
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
 
 from retail_segmentation.bronze.columns import SourceFormat
 from retail_segmentation.bronze.ingest import (
@@ -16,6 +17,7 @@ from retail_segmentation.bronze.ingest import (
     LandedFile,
     batch_id_for,
     filter_unseen_files,
+    has_undecodable_text,
     hash_files,
     list_landed_files,
     read_landed_file,
@@ -55,6 +57,7 @@ class BronzeResult:
     files_ingested: list[str]
     files_skipped: int
     rows_ingested: int
+    undecodable_rows: int = 0
 
 
 def _ingested_files(lakehouse: Lakehouse) -> DataFrame | None:
@@ -116,11 +119,23 @@ def ingest_bronze(
         return BronzeResult(None, [], skipped, 0)
     ingested_at = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0, tzinfo=None)
     batch_id = batch_id_for(files, ingested_at)
-    new_df = reduce(DataFrame.unionByName, frames).transform(
-        with_batch_metadata, batch_id=batch_id, ingested_at=ingested_at
+    observation = Observation("bronze_batch")
+    new_df = (
+        reduce(DataFrame.unionByName, frames)
+        .transform(with_batch_metadata, batch_id=batch_id, ingested_at=ingested_at)
+        .observe(observation, F.count_if(has_undecodable_text()).alias("undecodable"))
     )
     lakehouse.append(new_df.select([f.name for f in BRONZE_SCHEMA.fields]), BRONZE_TRANSACTIONS)
     rows = lakehouse.last_commit_rows(BRONZE_TRANSACTIONS)
+    undecodable = int(observation.get["undecodable"])
+    if undecodable:
+        log.warning(
+            "bronze batch %s: %d row(s) hold characters that are not valid %s; declare the "
+            "files' encoding with --encoding (the public Online Retail exports are ISO-8859-1)",
+            batch_id,
+            undecodable,
+            config.source_format.encoding,
+        )
     record_ledger(
         lakehouse,
         [
@@ -135,7 +150,7 @@ def ingest_bronze(
             )
         ],
     )
-    return BronzeResult(batch_id, [f.path for f in files], skipped, rows)
+    return BronzeResult(batch_id, [f.path for f in files], skipped, rows, undecodable)
 
 
 def parse_args(argv: list[str] | None = None) -> BronzeConfig:
@@ -164,7 +179,7 @@ def parse_args(argv: list[str] | None = None) -> BronzeConfig:
     )
 
 
-def main(argv: list[str] | None = None) -> BronzeResult:
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the bronze task (python_wheel_task / console script)."""
     config = parse_args(argv)
     spark = get_spark(warehouse_dir=f"{config.tables.lakehouse_dir}/spark-warehouse")
@@ -173,4 +188,3 @@ def main(argv: list[str] | None = None) -> BronzeResult:
         f"bronze: {result.rows_ingested} rows from {len(result.files_ingested)} new file(s), "
         f"{result.files_skipped} already ingested"
     )
-    return result

@@ -94,6 +94,7 @@ def local_spark(
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
+    log_config = Path(__file__).with_name("log4j2.properties")
     cache = jar_cache or default_jar_cache()
     cache.mkdir(parents=True, exist_ok=True)
     builder = (
@@ -113,6 +114,9 @@ def local_spark(
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.jars.ivy", str(cache))
+        .config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}"
+        )
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)

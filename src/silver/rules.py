@@ -86,13 +86,21 @@ def with_trimmed_text(bronze_df: DataFrame) -> DataFrame:
 
 
 def filter_exact_duplicates(df: DataFrame) -> DataFrame:
-    """Keep one row (the smallest `_row_id`) of each group of identical source lines."""
+    """Keep one row (the smallest `_row_id`) of each group of identical source lines.
+
+    Partitioned by invoice, as the customer fill that follows is, so both share one shuffle;
+    identical lines sort next to each other and a row equal to its predecessor is dropped.
+    """
     key = [*CANONICAL_COLUMNS, "_raw_record"]
-    window = Window.partitionBy(*key).orderBy("_row_id")
+    by_line = Window.partitionBy("invoice").orderBy(*key, "_row_id")
+    same_as_previous = F.lit(True)
+    for column in key:
+        same_as_previous = same_as_previous & F.lag(column).over(by_line).eqNullSafe(F.col(column))
+    is_first = F.row_number().over(by_line) == 1
     return (
-        df.withColumn("_dup_rank", F.row_number().over(window))
-        .where(F.col("_dup_rank") == 1)
-        .drop("_dup_rank")
+        df.withColumn("_is_duplicate", ~is_first & same_as_previous)
+        .where(~F.col("_is_duplicate"))
+        .drop("_is_duplicate")
     )
 
 
@@ -202,31 +210,26 @@ def with_line_type(
 
 def with_matched_cancellations(df: DataFrame) -> DataFrame:
     """Match each product cancellation to the latest earlier sale of the same customer,
-    stock code and quantity (`matched_invoice`); unmatched ones are quarantined."""
-    kept = df.where(is_kept())
-    cancellations = kept.where(F.col("line_type") == LINE_RETURN).select(
-        F.col("_row_id").alias("_c_row_id"),
-        "customer_id",
-        "stock_code",
-        F.abs("quantity").alias("_qty"),
-        F.col("invoice_date").alias("_c_date"),
+    stock code and quantity (`matched_invoice`); unmatched ones are quarantined.
+
+    A window over (customer, stock code, |quantity|) ordered by time, not a self-join: the
+    lines are shuffled once and a customer buying one item many times cannot fan out.
+    """
+    is_sale = is_kept() & (F.col("line_type") == LINE_SALE)
+    earlier = (
+        Window.partitionBy("customer_id", "stock_code", F.abs("quantity"))
+        .orderBy(F.col("invoice_date").cast("long"))
+        .rangeBetween(Window.unboundedPreceding, -1)
     )
-    sales = kept.where(F.col("line_type") == LINE_SALE).select(
-        "customer_id",
-        "stock_code",
-        F.col("quantity").alias("_qty"),
-        F.col("invoice_date").alias("_s_date"),
-        F.col("invoice").alias("_s_invoice"),
+    latest_earlier_sale = F.max_by(
+        F.when(is_sale, F.col("invoice")),
+        F.when(is_sale, F.struct("invoice_date", "invoice")),
+    ).over(earlier)
+    is_return = is_kept() & (F.col("line_type") == LINE_RETURN)
+    out = df.withColumn("matched_invoice", F.when(is_return, latest_earlier_sale))
+    return with_quarantine(
+        out, is_return & F.col("matched_invoice").isNull(), "unmatched_cancellation"
     )
-    matches = (
-        cancellations.join(sales, ["customer_id", "stock_code", "_qty"])
-        .where(F.col("_s_date") < F.col("_c_date"))
-        .groupBy("_c_row_id")
-        .agg(F.max_by("_s_invoice", F.struct("_s_date", "_s_invoice")).alias("matched_invoice"))
-    )
-    out = df.join(matches, df["_row_id"] == matches["_c_row_id"], "left").drop("_c_row_id")
-    unmatched = (F.col("line_type") == LINE_RETURN) & F.col("matched_invoice").isNull()
-    return with_quarantine(out, unmatched, "unmatched_cancellation")
 
 
 def modal_prices(df: DataFrame) -> DataFrame:

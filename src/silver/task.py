@@ -10,12 +10,14 @@ bronze leaves identical tables.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.config import (
@@ -28,6 +30,7 @@ from retail_segmentation.common.ledger import LedgerEntry, record_ledger
 from retail_segmentation.common.spark import get_spark
 from retail_segmentation.common.tables import (
     BRONZE_TRANSACTIONS,
+    PIPELINE_LEDGER,
     SILVER_PRODUCTS,
     SILVER_QUARANTINE,
     SILVER_TRANSACTIONS,
@@ -38,6 +41,8 @@ from retail_segmentation.silver.products import build_products
 from retail_segmentation.silver.rules import QUARANTINE_DETAIL, QUARANTINE_RULE, IqrBounds
 
 log = logging.getLogger(__name__)
+
+SILVER_TABLES = (SILVER_TRANSACTIONS, SILVER_QUARANTINE, SILVER_PRODUCTS)
 
 SILVER_COLUMNS = (
     "invoice",
@@ -113,36 +118,66 @@ class SilverResult:
     price_bounds: IqrBounds
 
 
+@dataclass(frozen=True)
+class CleanedLines:
+    """The silver rules applied: every deduplicated line once, marked kept or quarantined.
+
+    `marked_df` is built on a persisted frame (the caller writes both outputs from it, then
+    calls `unpersist`); the row counts are observed while it is computed, at no extra pass.
+    """
+
+    marked_df: DataFrame
+    _persisted_df: DataFrame
+    quantity_bounds: IqrBounds
+    price_bounds: IqrBounds
+    _input_rows: Observation
+    _deduplicated_rows: Observation
+
+    def unpersist(self) -> None:
+        """Release the cached lines once both outputs are written."""
+        self._persisted_df.unpersist()
+
+    @property
+    def input_rows(self) -> int:
+        """Bronze rows read."""
+        return int(self._input_rows.get["rows"])
+
+    @property
+    def deduplicated_rows(self) -> int:
+        """Rows left after removing exact duplicates."""
+        return int(self._deduplicated_rows.get["rows"])
+
+
 def clean_transactions(
     bronze_df: DataFrame,
     iqr_multiplier: float = 1.5,
     non_product_codes: Sequence[str] = rules.DEFAULT_NON_PRODUCT_CODES,
     timestamp_formats: Sequence[str] = rules.DEFAULT_TIMESTAMP_FORMATS,
-) -> tuple[DataFrame, DataFrame, IqrBounds, IqrBounds]:
-    """Apply the silver rules to bronze rows.
-
-    Returns:
-        (deduplicated_df, marked_df, quantity_bounds, price_bounds): every deduplicated line,
-        once, with its silver columns and `_quarantine_rule` (null when kept). The marked
-        frame is persisted: the caller writes both outputs from it and must unpersist it.
-    """
-    deduplicated_df = bronze_df.transform(rules.with_trimmed_text).transform(
-        rules.filter_exact_duplicates
-    )
-    before_clipping_df = (
-        deduplicated_df.transform(rules.with_typed_columns, timestamp_formats=timestamp_formats)
+) -> CleanedLines:
+    """Apply the silver rules to bronze rows (one Spark action: the IQR bounds)."""
+    input_rows, deduplicated_rows = Observation("input_rows"), Observation("deduplicated_rows")
+    # Persisted once: the modal prices, the IQR bounds and both writes all read it.
+    matched_df = (
+        bronze_df.observe(input_rows, F.count(F.lit(1)).alias("rows"))
+        .transform(rules.with_trimmed_text)
+        .transform(rules.filter_exact_duplicates)
+        .observe(deduplicated_rows, F.count(F.lit(1)).alias("rows"))
+        .transform(rules.with_typed_columns, timestamp_formats=timestamp_formats)
         .transform(rules.with_customer_from_invoice)
         .transform(rules.with_line_type, non_product_codes=non_product_codes)
         .transform(rules.with_matched_cancellations)
+        .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    before_clipping_df = before_clipping_df.transform(
-        rules.with_imputed_zero_prices, modal_price_df=rules.modal_prices(before_clipping_df)
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    before_clipping_df = matched_df.transform(
+        rules.with_imputed_zero_prices, modal_price_df=rules.modal_prices(matched_df)
+    )
     quantity_bounds, price_bounds = rules.iqr_bounds(before_clipping_df, iqr_multiplier)
     marked_df = before_clipping_df.transform(
         rules.with_clipped_outliers, quantity=quantity_bounds, price=price_bounds
     )
-    return deduplicated_df, marked_df, quantity_bounds, price_bounds
+    return CleanedLines(
+        marked_df, matched_df, quantity_bounds, price_bounds, input_rows, deduplicated_rows
+    )
 
 
 def quarantine_rows(bronze_df: DataFrame, marked_df: DataFrame, run_id: str) -> DataFrame:
@@ -211,27 +246,48 @@ def _ledger_entries(result: SilverResult, counts: dict[str, int]) -> list[Ledger
     return entries
 
 
-def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig) -> SilverResult:
-    """Rebuild the silver tables from the current bronze version and record the ledger."""
+def silver_run_id(bronze_version: int, config: SilverConfig) -> str:
+    """Names the input of a silver run: the bronze version and a digest of the rule parameters."""
+    params = json.dumps(
+        [config.iqr_multiplier, sorted(config.non_product_codes), list(config.timestamp_formats)]
+    )
+    return f"silver:bronze_v{bronze_version}:{hashlib.sha256(params.encode()).hexdigest()[:8]}"
+
+
+def is_up_to_date(lakehouse: Lakehouse, run_id: str) -> bool:
+    """True when a run with this input finished (its balance entry is the last thing written)."""
+    if not all(lakehouse.exists(t) for t in (PIPELINE_LEDGER, *SILVER_TABLES)):
+        return False
+    ledger = lakehouse.read(PIPELINE_LEDGER)
+    return not ledger.where((F.col("run_id") == run_id) & (F.col("rule") == "balance")).isEmpty()
+
+
+def _bronze_version(lakehouse: Lakehouse) -> int:
     if not lakehouse.exists(BRONZE_TRANSACTIONS):
         raise ConfigError(
             f"table {lakehouse.name(BRONZE_TRANSACTIONS)} does not exist: run the bronze task first"
         )
-    bronze_version = lakehouse.version(BRONZE_TRANSACTIONS)
-    run_id = f"silver:bronze_v{bronze_version}"
+    return lakehouse.version(BRONZE_TRANSACTIONS)
+
+
+def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig) -> SilverResult:
+    """Rebuild the silver tables from the current bronze version and record the ledger."""
+    bronze_version = _bronze_version(lakehouse)
+    run_id = silver_run_id(bronze_version, config)
     bronze_df = spark.read.option("versionAsOf", bronze_version).table(
         lakehouse.name(BRONZE_TRANSACTIONS)
     )
-    deduplicated_df, marked_df, quantity_bounds, price_bounds = clean_transactions(
+    cleaned = clean_transactions(
         bronze_df, config.iqr_multiplier, config.non_product_codes, config.timestamp_formats
     )
     try:
+        kept_df = cleaned.marked_df.where(rules.is_kept()).select(*SILVER_COLUMNS)
+        lakehouse.overwrite(kept_df, SILVER_TRANSACTIONS)
         lakehouse.overwrite(
-            marked_df.where(rules.is_kept()).select(*SILVER_COLUMNS), SILVER_TRANSACTIONS
+            quarantine_rows(bronze_df, cleaned.marked_df, run_id), SILVER_QUARANTINE
         )
-        lakehouse.overwrite(quarantine_rows(bronze_df, marked_df, run_id), SILVER_QUARANTINE)
     finally:
-        marked_df.unpersist()
+        cleaned.unpersist()
     silver_df = lakehouse.read(SILVER_TRANSACTIONS)
     lakehouse.overwrite(build_products(silver_df), SILVER_PRODUCTS)
 
@@ -252,8 +308,7 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
         r[QUARANTINE_RULE]: r["count"]
         for r in lakehouse.read(SILVER_QUARANTINE).groupBy(QUARANTINE_RULE).count().collect()
     }
-    bronze_rows = bronze_df.count()
-    deduplicated_rows = deduplicated_df.count()
+    bronze_rows, deduplicated_rows = cleaned.input_rows, cleaned.deduplicated_rows
     result = SilverResult(
         run_id=run_id,
         bronze_rows=bronze_rows,
@@ -261,8 +316,8 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
         silver_rows=counts["silver"],
         quarantined_rows=sum(by_rule.values()),
         quarantine_by_rule=by_rule,
-        quantity_bounds=quantity_bounds,
-        price_bounds=price_bounds,
+        quantity_bounds=cleaned.quantity_bounds,
+        price_bounds=cleaned.price_bounds,
     )
     unknown = set(by_rule) - {r for reasons in RULE_REASONS.values() for r in reasons}
     if unknown or result.silver_rows + result.quarantined_rows != deduplicated_rows:
@@ -275,8 +330,8 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
     return result
 
 
-def parse_args(argv: list[str] | None = None) -> SilverConfig:
-    """Job parameters -> SilverConfig."""
+def parse_args(argv: list[str] | None = None) -> tuple[bool, SilverConfig]:
+    """Job parameters -> (force, SilverConfig)."""
     parser = argparse.ArgumentParser(prog="retail-seg-silver", description=__doc__)
     parser.add_argument(
         "--iqr-multiplier",
@@ -289,23 +344,36 @@ def parse_args(argv: list[str] | None = None) -> SilverConfig:
         default=",".join(rules.DEFAULT_NON_PRODUCT_CODES),
         help="comma-separated StockCodes that are fees/postage/adjustments, not products",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild even when silver is up to date with the current bronze version",
+    )
     add_table_arguments(parser)
     args = parser.parse_args(argv)
     codes = tuple(c.strip() for c in args.non_product_codes.split(",") if c.strip())
-    return SilverConfig(
+    return args.force, SilverConfig(
         tables=table_config_from_args(args),
         iqr_multiplier=args.iqr_multiplier,
         non_product_codes=codes,
     )
 
 
-def main(argv: list[str] | None = None) -> SilverResult:
-    """Entry point of the silver task (python_wheel_task / console script)."""
-    config = parse_args(argv)
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the silver task (python_wheel_task / console script).
+
+    Does nothing when silver was already built from the current bronze version with the
+    same parameters (`--force` rebuilds anyway; the result would be identical).
+    """
+    force, config = parse_args(argv)
     spark = get_spark(warehouse_dir=f"{config.tables.lakehouse_dir}/spark-warehouse")
-    result = build_silver(spark, Lakehouse.attach(spark, config.tables), config)
+    lakehouse = Lakehouse.attach(spark, config.tables)
+    run_id = silver_run_id(_bronze_version(lakehouse), config)
+    if not force and is_up_to_date(lakehouse, run_id):
+        print(f"silver: up to date ({run_id}), nothing to do; --force rebuilds")
+        return
+    result = build_silver(spark, lakehouse, config)
     print(
         f"silver: {result.bronze_rows} bronze rows -> {result.silver_rows} silver, "
         f"{result.quarantined_rows} quarantined, {result.duplicates_removed} duplicates removed"
     )
-    return result

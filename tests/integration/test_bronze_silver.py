@@ -23,7 +23,13 @@ from retail_segmentation.common.tables import (
     SILVER_TRANSACTIONS,
 )
 from retail_segmentation.data.generator import GeneratorConfig, write_dataset
-from retail_segmentation.silver.task import RULE_REASONS, SilverConfig, build_silver
+from retail_segmentation.silver.task import (
+    RULE_REASONS,
+    SilverConfig,
+    build_silver,
+    is_up_to_date,
+    silver_run_id,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +105,11 @@ def test_bronze_to_silver_balances_and_reruns_change_nothing(spark, lakehouse, g
 
     tables = (SILVER_TRANSACTIONS, SILVER_QUARANTINE, SILVER_PRODUCTS, PIPELINE_LEDGER)
     snapshots = {t: _snapshot(lakehouse, t) for t in tables}
+    # a finished run on this bronze version and these parameters is recognised...
+    assert is_up_to_date(lakehouse, first.run_id)
+    other = SilverConfig(tables=lakehouse.config, iqr_multiplier=3.0)
+    assert not is_up_to_date(lakehouse, silver_run_id(0, other))
+    # ...and forcing a rebuild gives the same tables
     second = build_silver(spark, lakehouse, silver_config)
     assert second == first
     for table, before in snapshots.items():

@@ -113,11 +113,26 @@ def test_classic_variant_latin1_semicolon(spark, lakehouse, tmp_path):
     landing.mkdir()
     (landing / "classic.csv").write_bytes(CLASSIC_LATIN1)
 
-    ingest_bronze(spark, lakehouse, _config(lakehouse, landing, encoding="ISO-8859-1"), now=NOW)
+    result = ingest_bronze(
+        spark, lakehouse, _config(lakehouse, landing, encoding="ISO-8859-1"), now=NOW
+    )
 
     row = lakehouse.read(BRONZE_TRANSACTIONS).select(COLUMNS).first()
     assert row["description"] == "CAFÉ NOËL"
+    assert result.undecodable_rows == 0
     assert (row["invoice"], row["price"], row["customer_id"]) == ("536365", "2.55", "17850")
+
+
+def test_wrong_encoding_is_counted_and_kept(spark, lakehouse, tmp_path, caplog):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "classic.csv").write_bytes(CLASSIC_LATIN1)
+
+    result = ingest_bronze(spark, lakehouse, _config(lakehouse, landing), now=NOW)
+
+    assert (result.rows_ingested, result.undecodable_rows) == (1, 1)
+    assert "declare the files' encoding with --encoding" in caplog.text
+    assert lakehouse.read(BRONZE_TRANSACTIONS).first()["description"] == "CAF\ufffd NO\ufffdL"
 
 
 def test_minimal_file_through_declared_mapping_gets_documented_defaults(spark, lakehouse, tmp_path):

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from retail_segmentation.common.config import add_table_arguments, table_config_from_args
 from retail_segmentation.common.errors import RetailSegError
 
 DEFAULT_ROWS = 50_000
@@ -26,6 +27,10 @@ def _configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    # PySpark logs a failed query's context itself; the CLI reports it in one sentence.
+    logging.getLogger("SQLQueryContextLogger").setLevel(
+        logging.ERROR if verbose else logging.CRITICAL
+    )
 
 
 def _default_landing(lakehouse_dir: str, rows: int, seed: int) -> str:
@@ -65,18 +70,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"[{name}] done in {time.perf_counter() - start:.1f}s")
 
     spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
-    lakehouse = Lakehouse.attach(spark, _table_config(args))
+    lakehouse = Lakehouse.attach(spark, table_config_from_args(args))
     print("\ntables (query them with `retail-seg sql`):")
     for table in sorted(p.name for p in lakehouse.local_root.iterdir() if p.is_dir()):
         rows = lakehouse.read(table).count()
         print(f"  {lakehouse.name(table):<36} {rows:>10,} rows   {lakehouse.location(table)}")
     return 0
-
-
-def _table_config(args: argparse.Namespace):
-    from retail_segmentation.common.config import TableConfig
-
-    return TableConfig(schema=args.schema, lakehouse_dir=args.lakehouse_dir)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -93,8 +92,17 @@ def _sql(args: argparse.Namespace) -> int:
     from retail_segmentation.common.tables import Lakehouse
 
     spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
-    Lakehouse.attach(spark, _table_config(args))
-    spark.sql(args.query).show(args.limit, truncate=args.truncate)
+    Lakehouse.attach(spark, table_config_from_args(args))
+    from pyspark.errors import AnalysisException, ParseException
+
+    try:
+        spark.sql(args.query).show(args.limit, truncate=args.truncate)
+    except (AnalysisException, ParseException) as exc:
+        if args.verbose:
+            raise
+        reason = str(exc).split("\n", 1)[0]
+        print(f"error: the query failed: {reason}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -115,12 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_tables(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--schema", default="retail", help="schema of the tables (default: retail)")
-        p.add_argument(
-            "--lakehouse-dir",
-            default=".lakehouse",
-            help="folder of the local Delta tables (default: .lakehouse)",
-        )
+        add_table_arguments(p)
         return p
 
     run = with_tables(sub.add_parser("run", help="run the pipeline locally (bronze -> silver)"))

@@ -1,6 +1,6 @@
 """`retail-seg`: run the pipeline locally, generate data, query tables.
 
-retail-seg run                      # embedded default data -> bronze -> silver
+retail-seg run                      # embedded default data -> bronze -> silver -> gold
 retail-seg run --landing-path DIR   # your own CSV files
 retail-seg generate --rows 1000000 --out DIR
 retail-seg sql "SELECT * FROM retail.pipeline_ledger"
@@ -53,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     from retail_segmentation.bronze import task as bronze
     from retail_segmentation.common.spark import get_spark
     from retail_segmentation.common.tables import Lakehouse
+    from retail_segmentation.gold import task as gold
     from retail_segmentation.silver import task as silver
 
     landing = args.landing_path or _default_landing(args.lakehouse_dir, args.rows, args.seed)
@@ -63,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     for name, entry, argv in (
         ("bronze", bronze.main, bronze_argv),
         ("silver", silver.main, common),
+        ("gold", gold.main, [*common, "--as-of-date", args.as_of_date]),
     ):
         start = time.perf_counter()
         print(f"[{name}] running ...")
@@ -126,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_table_arguments(p)
         return p
 
-    run = with_tables(sub.add_parser("run", help="run the pipeline locally (bronze -> silver)"))
+    run = with_tables(
+        sub.add_parser("run", help="run the pipeline locally (bronze -> silver -> gold)")
+    )
     run.add_argument("--landing-path", help="folder of CSV files (default: the embedded sample)")
     run.add_argument(
         "--rows",
@@ -135,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"lines of the generated default data (default: {DEFAULT_ROWS:,})",
     )
     run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generator seed (default: 42)")
+    run.add_argument(
+        "--as-of-date",
+        default="",
+        help="YYYY-MM-DD recency is counted back from (default: day after the last invoice)",
+    )
     run.add_argument(
         "--encoding", default="UTF-8", help="encoding of the CSV files (default: UTF-8)"
     )

@@ -22,6 +22,12 @@ SILVER_TRANSACTIONS = "silver_transactions"
 SILVER_QUARANTINE = "silver_quarantine"
 SILVER_PRODUCTS = "silver_products"
 PIPELINE_LEDGER = "pipeline_ledger"
+GOLD_CUSTOMER_RFM = "gold_customer_rfm"
+GOLD_CUSTOMER_BEHAVIOR = "gold_customer_behavior"
+GOLD_PRODUCT_PERFORMANCE = "gold_product_performance"
+GOLD_SALES_BY_COUNTRY = "gold_sales_by_country"
+GOLD_SALES_BY_DAY = "gold_sales_by_day"
+GOLD_SALES_BY_WEEKDAY_HOUR = "gold_sales_by_weekday_hour"
 
 
 @dataclass(frozen=True)

@@ -65,3 +65,16 @@ def record_ledger(lakehouse: Lakehouse, entries: list[LedgerEntry]) -> None:
         .whenNotMatchedInsertAll()
         .execute()
     )
+
+
+def has_finished(lakehouse: Lakehouse, run_id: str, rule: str | None = None) -> bool:
+    """True when the ledger records `run_id` (and `rule`): a task writes its ledger entries
+    last, in one commit, so their presence means every table of that run was written."""
+    from pyspark.sql import functions as F
+
+    if not lakehouse.exists(PIPELINE_LEDGER):
+        return False
+    condition = F.col("run_id") == run_id
+    if rule is not None:
+        condition = condition & (F.col("rule") == rule)
+    return not lakehouse.read(PIPELINE_LEDGER).where(condition).isEmpty()

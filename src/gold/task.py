@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -22,7 +22,7 @@ from retail_segmentation.common.config import (
     table_config_from_args,
 )
 from retail_segmentation.common.errors import ConfigError
-from retail_segmentation.common.ledger import LedgerEntry, record_ledger
+from retail_segmentation.common.ledger import LedgerEntry, has_finished, record_ledger
 from retail_segmentation.common.spark import get_spark
 from retail_segmentation.common.tables import (
     GOLD_CUSTOMER_BEHAVIOR,
@@ -44,6 +44,9 @@ BUSINESS_TABLES: dict[str, Callable[[DataFrame, dt.date], DataFrame]] = {
     GOLD_SALES_BY_DAY: aggregates.sales_by_day,
     GOLD_SALES_BY_WEEKDAY_HOUR: aggregates.sales_by_weekday_hour,
 }
+
+
+GOLD_TABLES = (GOLD_CUSTOMER_RFM, GOLD_CUSTOMER_BEHAVIOR, *BUSINESS_TABLES)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,11 @@ def default_as_of_date(silver_df: DataFrame) -> dt.date:
     return last.date() + dt.timedelta(days=1)
 
 
+def gold_run_id(silver_version: int, as_of: dt.date) -> str:
+    """Names the input of a gold run: the silver version and the as-of date."""
+    return f"gold:silver_v{silver_version}:as_of_{as_of.isoformat()}"
+
+
 def build_gold(spark: SparkSession, lakehouse: Lakehouse, config: GoldConfig) -> GoldResult:
     """Rebuild every gold table from one silver version, each in one Delta commit."""
     if not lakehouse.exists(SILVER_TRANSACTIONS):
@@ -82,7 +90,7 @@ def build_gold(spark: SparkSession, lakehouse: Lakehouse, config: GoldConfig) ->
         lakehouse.name(SILVER_TRANSACTIONS)
     )
     as_of = config.as_of_date or default_as_of_date(silver_df)
-    run_id = f"gold:silver_v{silver_version}:as_of_{as_of.isoformat()}"
+    run_id = gold_run_id(silver_version, as_of)
     stamp = F.lit(as_of).cast("date").alias("as_of_date")
 
     measures_df = customer_measures(silver_df, as_of).persist(StorageLevel.MEMORY_AND_DISK)
@@ -97,8 +105,7 @@ def build_gold(spark: SparkSession, lakehouse: Lakehouse, config: GoldConfig) ->
     for table, build in BUSINESS_TABLES.items():
         lakehouse.overwrite(build(silver_df, as_of).select("*", stamp), table)
 
-    tables = (GOLD_CUSTOMER_RFM, GOLD_CUSTOMER_BEHAVIOR, *BUSINESS_TABLES)
-    rows = {t: lakehouse.last_commit_rows(t) for t in tables}
+    rows = {t: lakehouse.last_commit_rows(t) for t in GOLD_TABLES}
     silver_rows = silver_df.count()
     record_ledger(
         lakehouse,
@@ -118,9 +125,10 @@ def build_gold(spark: SparkSession, lakehouse: Lakehouse, config: GoldConfig) ->
     return GoldResult(run_id, as_of, rows)
 
 
-def parse_args(argv: list[str] | None = None) -> GoldConfig:
-    """Job parameters -> GoldConfig."""
+def parse_args(argv: list[str] | None = None) -> tuple[bool, GoldConfig]:
+    """Job parameters -> (force, GoldConfig)."""
     parser = argparse.ArgumentParser(prog="retail-seg-gold", description=__doc__)
+    parser.add_argument("--force", action="store_true", help="rebuild even when gold is up to date")
     parser.add_argument(
         "--as-of-date",
         default="",
@@ -129,13 +137,25 @@ def parse_args(argv: list[str] | None = None) -> GoldConfig:
     add_table_arguments(parser)
     args = parser.parse_args(argv)
     as_of = parse_date(args.as_of_date, "as_of_date") if args.as_of_date else None
-    return GoldConfig(tables=table_config_from_args(args), as_of_date=as_of)
+    return args.force, GoldConfig(tables=table_config_from_args(args), as_of_date=as_of)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the gold task (python_wheel_task / console script)."""
-    config = parse_args(argv)
+    force, config = parse_args(argv)
     spark = get_spark(warehouse_dir=f"{config.tables.lakehouse_dir}/spark-warehouse")
-    result = build_gold(spark, Lakehouse.attach(spark, config.tables), config)
+    lakehouse = Lakehouse.attach(spark, config.tables)
+    if lakehouse.exists(SILVER_TRANSACTIONS):
+        silver_version = lakehouse.version(SILVER_TRANSACTIONS)
+        silver_df = spark.read.option("versionAsOf", silver_version).table(
+            lakehouse.name(SILVER_TRANSACTIONS)
+        )
+        config = replace(config, as_of_date=config.as_of_date or default_as_of_date(silver_df))
+        run_id = gold_run_id(silver_version, config.as_of_date)
+        tables_exist = all(lakehouse.exists(t) for t in GOLD_TABLES)
+        if not force and tables_exist and has_finished(lakehouse, run_id):
+            print(f"gold: up to date ({run_id}), nothing to do; --force rebuilds")
+            return
+    result = build_gold(spark, lakehouse, config)
     summary = ", ".join(f"{t} {n}" for t, n in result.rows.items())
     print(f"gold (as of {result.as_of_date}): {summary}")

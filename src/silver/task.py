@@ -26,11 +26,10 @@ from retail_segmentation.common.config import (
     table_config_from_args,
 )
 from retail_segmentation.common.errors import ConfigError, LedgerImbalanceError
-from retail_segmentation.common.ledger import LedgerEntry, record_ledger
+from retail_segmentation.common.ledger import LedgerEntry, has_finished, record_ledger
 from retail_segmentation.common.spark import get_spark
 from retail_segmentation.common.tables import (
     BRONZE_TRANSACTIONS,
-    PIPELINE_LEDGER,
     SILVER_PRODUCTS,
     SILVER_QUARANTINE,
     SILVER_TRANSACTIONS,
@@ -256,10 +255,8 @@ def silver_run_id(bronze_version: int, config: SilverConfig) -> str:
 
 def is_up_to_date(lakehouse: Lakehouse, run_id: str) -> bool:
     """True when a run with this input finished (its balance entry is the last thing written)."""
-    if not all(lakehouse.exists(t) for t in (PIPELINE_LEDGER, *SILVER_TABLES)):
-        return False
-    ledger = lakehouse.read(PIPELINE_LEDGER)
-    return not ledger.where((F.col("run_id") == run_id) & (F.col("rule") == "balance")).isEmpty()
+    tables_exist = all(lakehouse.exists(t) for t in SILVER_TABLES)
+    return tables_exist and has_finished(lakehouse, run_id, rule="balance")
 
 
 def _bronze_version(lakehouse: Lakehouse) -> int:

@@ -19,6 +19,7 @@ from retail_segmentation.common.tables import (
 from retail_segmentation.data.generator import GeneratorConfig, write_dataset
 from retail_segmentation.gold.rfm import RFM_SEGMENTS
 from retail_segmentation.gold.task import GoldConfig, build_gold
+from retail_segmentation.gold.task import main as gold_main
 from retail_segmentation.silver.task import SilverConfig, build_silver
 
 pytestmark = pytest.mark.integration
@@ -71,3 +72,16 @@ def test_gold_tables_cover_every_customer_and_rebuild_identically(spark, lakehou
         "customer_id", (F.col("recency_days") - 10).alias("recency_days")
     )
     assert_df_equality(shifted, before.select("customer_id", "recency_days"), ignore_row_order=True)
+
+    # the task's entry point recognises a finished run for this silver version and date
+    version = lakehouse.version(GOLD_CUSTOMER_RFM)
+    tables = [
+        "--schema",
+        lakehouse.config.schema,
+        "--lakehouse-dir",
+        lakehouse.config.lakehouse_dir,
+    ]
+    gold_main([*tables, "--as-of-date", "2011-12-20"])
+    assert lakehouse.version(GOLD_CUSTOMER_RFM) == version
+    gold_main([*tables, "--as-of-date", "2011-12-20", "--force"])
+    assert lakehouse.version(GOLD_CUSTOMER_RFM) == version + 1

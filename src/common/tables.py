@@ -70,9 +70,12 @@ class Lakehouse:
             return self.spark.catalog.tableExists(self.name(table))
         return (Path(self.location(table)) / "_delta_log").is_dir()
 
-    def read(self, table: str) -> DataFrame:
-        """The current version of a table."""
-        return self.spark.read.table(self.name(table))
+    def read(self, table: str, version: int | None = None) -> DataFrame:
+        """The current version of a table, or the given Delta version (time travel)."""
+        reader = self.spark.read
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.table(self.name(table))
 
     def version(self, table: str) -> int:
         """Latest Delta version of a table (for the ledger and MLflow lineage)."""

@@ -86,9 +86,7 @@ def build_gold(spark: SparkSession, lakehouse: Lakehouse, config: GoldConfig) ->
             f"table {lakehouse.name(SILVER_TRANSACTIONS)} does not exist: run the silver task first"
         )
     silver_version = lakehouse.version(SILVER_TRANSACTIONS)
-    silver_df = spark.read.option("versionAsOf", silver_version).table(
-        lakehouse.name(SILVER_TRANSACTIONS)
-    )
+    silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver_version)
     as_of = config.as_of_date or default_as_of_date(silver_df)
     run_id = gold_run_id(silver_version, as_of)
     stamp = F.lit(as_of).cast("date").alias("as_of_date")
@@ -147,9 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     lakehouse = Lakehouse.attach(spark, config.tables)
     if lakehouse.exists(SILVER_TRANSACTIONS):
         silver_version = lakehouse.version(SILVER_TRANSACTIONS)
-        silver_df = spark.read.option("versionAsOf", silver_version).table(
-            lakehouse.name(SILVER_TRANSACTIONS)
-        )
+        silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver_version)
         config = replace(config, as_of_date=config.as_of_date or default_as_of_date(silver_df))
         run_id = gold_run_id(silver_version, config.as_of_date)
         tables_exist = all(lakehouse.exists(t) for t in GOLD_TABLES)

@@ -271,9 +271,7 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
     """Rebuild the silver tables from the current bronze version and record the ledger."""
     bronze_version = _bronze_version(lakehouse)
     run_id = silver_run_id(bronze_version, config)
-    bronze_df = spark.read.option("versionAsOf", bronze_version).table(
-        lakehouse.name(BRONZE_TRANSACTIONS)
-    )
+    bronze_df = lakehouse.read(BRONZE_TRANSACTIONS, version=bronze_version)
     cleaned = clean_transactions(
         bronze_df, config.iqr_multiplier, config.non_product_codes, config.timestamp_formats
     )

@@ -23,6 +23,8 @@ def test_overwrite_append_version_and_reattach(spark, lakehouse):
     lakehouse.append(spark.createDataFrame([(3,)], "id int"), "numbers")
     assert lakehouse.version("numbers") == 1
     assert lakehouse.last_commit_rows("numbers") == 1
+    first_version = spark.createDataFrame([(1,), (2,)], "id int")
+    assert_df_equality(lakehouse.read("numbers", version=0), first_version, ignore_row_order=True)
 
     spark.sql(f"DROP TABLE {lakehouse.name('numbers')}")  # as in a new process
     again = Lakehouse.attach(spark, lakehouse.config)

@@ -72,16 +72,6 @@ def list_landed_files(spark: SparkSession, landing_path: str) -> DataFrame:
     )
 
 
-def filter_unseen_files(candidates_df: DataFrame, ingested_df: DataFrame) -> DataFrame:
-    """Drop candidates whose path, size and modification time are already in bronze."""
-    seen = ingested_df.select(
-        F.col("_source_file").alias("path"),
-        F.col("_file_size").alias("size"),
-        F.col("_file_modified_at").alias("modified_at"),
-    ).distinct()
-    return candidates_df.join(seen, ["path", "size", "modified_at"], "left_anti")
-
-
 def hash_files(spark: SparkSession, paths: list[str]) -> DataFrame:
     """path, sha256 of the given files, hashed by the executors."""
     if not paths:

@@ -16,7 +16,6 @@ from retail_segmentation.bronze.ingest import (
     BRONZE_SCHEMA,
     LandedFile,
     batch_id_for,
-    filter_unseen_files,
     has_undecodable_text,
     hash_files,
     list_landed_files,
@@ -60,37 +59,35 @@ class BronzeResult:
     undecodable_rows: int = 0
 
 
-def _ingested_files(lakehouse: Lakehouse) -> DataFrame | None:
+def _ingested_files(lakehouse: Lakehouse) -> list:
+    """One row per file already in bronze: path, size, modification time, content hash."""
     if not lakehouse.exists(BRONZE_TRANSACTIONS):
-        return None
-    return lakehouse.read(BRONZE_TRANSACTIONS).select(
-        "_source_file", "_file_size", "_file_modified_at", "_file_hash"
-    )
+        return []
+    columns = ["_source_file", "_file_size", "_file_modified_at", "_file_hash"]
+    return lakehouse.read(BRONZE_TRANSACTIONS).select(columns).distinct().collect()
 
 
 def find_new_files(
     spark: SparkSession, lakehouse: Lakehouse, landing_path: str
 ) -> tuple[list[LandedFile], int]:
-    """Files under `landing_path` whose content is not in bronze yet, and how many were skipped."""
+    """Files under `landing_path` whose content is not in bronze yet, and how many were skipped.
+
+    Files whose path, size and modification time are in bronze are skipped unread; the others
+    are hashed, and skipped if their content is. Only file-level rows reach the driver.
+    """
     try:
-        candidates_df = list_landed_files(spark, landing_path)
-        listed = candidates_df.count()
+        listed = list_landed_files(spark, landing_path).collect()
     except Exception as exc:
         if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
             raise ConfigError(
                 f"parameter landing_path={landing_path!r}: no such folder or file"
             ) from None
         raise
-    ingested_df = _ingested_files(lakehouse)
-    if ingested_df is not None:
-        candidates_df = filter_unseen_files(candidates_df, ingested_df)
-    candidates = candidates_df.collect()  # one row per file, never per transaction
+    ingested = _ingested_files(lakehouse)
+    seen = {(r._source_file, r._file_size, r._file_modified_at) for r in ingested}
+    known = {r._file_hash for r in ingested}
+    candidates = [r for r in listed if (r.path, r.size, r.modified_at) not in seen]
     hashes = {r.path: r.sha256 for r in hash_files(spark, [r.path for r in candidates]).collect()}
-    known = (
-        {r._file_hash for r in ingested_df.select("_file_hash").distinct().collect()}
-        if ingested_df is not None
-        else set()
-    )
     new: list[LandedFile] = []
     for row in sorted(candidates, key=lambda r: r.path):
         digest = hashes[row.path]
@@ -99,7 +96,7 @@ def find_new_files(
             continue
         known.add(digest)
         new.append(LandedFile(row.path, row.size, row.modified_at, digest))
-    return new, listed - len(new)
+    return new, len(listed) - len(new)
 
 
 def ingest_bronze(

@@ -7,14 +7,8 @@ import datetime as dt
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from retail_segmentation.silver.rules import LINE_RETURN, LINE_SALE
-
-
-def _product_lines(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
-    return silver_df.where(
-        F.col("line_type").isin(LINE_SALE, LINE_RETURN)
-        & (F.to_date("invoice_date") < F.lit(as_of_date).cast("date"))
-    )
+from retail_segmentation.gold.lines import filter_product_lines_before
+from retail_segmentation.silver.rules import LINE_SALE
 
 
 def _sales_measures() -> list:
@@ -31,7 +25,7 @@ def _sales_measures() -> list:
 def product_performance(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
     """Per stock code: net sales, invoices, customers, units sold and returned, return rate."""
     return (
-        _product_lines(silver_df, as_of_date)
+        filter_product_lines_before(silver_df, as_of_date)
         .groupBy("stock_code")
         .agg(F.mode("description", True).alias("description"), *_sales_measures())
         .withColumn(
@@ -43,13 +37,17 @@ def product_performance(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
 
 def sales_by_country(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
     """Per country: net sales, invoices, customers, units."""
-    return _product_lines(silver_df, as_of_date).groupBy("country").agg(*_sales_measures())
+    return (
+        filter_product_lines_before(silver_df, as_of_date)
+        .groupBy("country")
+        .agg(*_sales_measures())
+    )
 
 
 def sales_by_day(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
     """Per calendar day: net sales, invoices, customers, units."""
     return (
-        _product_lines(silver_df, as_of_date)
+        filter_product_lines_before(silver_df, as_of_date)
         .groupBy(F.to_date("invoice_date").alias("sales_date"))
         .agg(*_sales_measures())
     )
@@ -58,7 +56,7 @@ def sales_by_day(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
 def sales_by_weekday_hour(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
     """Per weekday (1 = Sunday) and hour: net sales, invoices, customers, units."""
     return (
-        _product_lines(silver_df, as_of_date)
+        filter_product_lines_before(silver_df, as_of_date)
         .groupBy(
             F.dayofweek("invoice_date").alias("weekday_number"),
             F.date_format("invoice_date", "EEEE").alias("weekday"),

@@ -7,7 +7,8 @@ import datetime as dt
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from retail_segmentation.silver.rules import LINE_RETURN, LINE_SALE
+from retail_segmentation.gold.lines import filter_product_lines_before
+from retail_segmentation.silver.rules import LINE_SALE
 
 # Spark's dayofweek: 1 = Sunday ... 7 = Saturday.
 WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -17,10 +18,7 @@ def customer_behavior(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
     """Per customer: basket value, items per invoice, distinct products, cancellation rate,
     returned value share, mean days between purchases, weekend share, favourite weekday and
     hour, country. Only customers with at least one sale before the as-of date appear."""
-    lines = silver_df.where(
-        F.col("line_type").isin(LINE_SALE, LINE_RETURN)
-        & (F.to_date("invoice_date") < F.lit(as_of_date).cast("date"))
-    )
+    lines = filter_product_lines_before(silver_df, as_of_date)
     is_sale = F.col("line_type") == LINE_SALE
     invoices = lines.groupBy("customer_id", "invoice").agg(
         F.min("invoice_date").alias("invoice_date"),

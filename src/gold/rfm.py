@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from retail_segmentation.silver.rules import LINE_RETURN, LINE_SALE
+from retail_segmentation.gold.lines import filter_product_lines_before
+from retail_segmentation.silver.rules import LINE_SALE
 
 RFM_SEGMENTS: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = (
     ("Champions", (5, 5), (4, 5)),
@@ -65,9 +66,7 @@ def customer_measures(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
     """Per customer: recency_days, frequency, monetary (net of returns), first/last purchase,
     tenure_days; from sale and return lines dated before the as-of date."""
     as_of = F.lit(as_of_date).cast("date")
-    lines = silver_df.where(
-        F.col("line_type").isin(LINE_SALE, LINE_RETURN) & (F.to_date("invoice_date") < as_of)
-    )
+    lines = filter_product_lines_before(silver_df, as_of_date)
     is_sale = F.col("line_type") == LINE_SALE
     return (
         lines.groupBy("customer_id")

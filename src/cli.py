@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from retail_segmentation.common.config import add_table_arguments, table_config_from_args
@@ -27,10 +29,19 @@ def _configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    if not verbose:
+        # MLflow's notices (store migrations, schema hints) are for developers, not users.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=r"mlflow\..*")
     # PySpark logs a failed query's context itself; the CLI reports it in one sentence.
     logging.getLogger("SQLQueryContextLogger").setLevel(
         logging.ERROR if verbose else logging.CRITICAL
     )
+
+
+def _default_folder(lakehouse_dir: str, rows: int, seed: int) -> Path:
+    return Path(lakehouse_dir) / "landing" / f"default-{rows}-{seed}"
 
 
 def _default_landing(lakehouse_dir: str, rows: int, seed: int) -> str:
@@ -38,7 +49,7 @@ def _default_landing(lakehouse_dir: str, rows: int, seed: int) -> str:
     from retail_segmentation.common.spark import get_spark
     from retail_segmentation.data.generator import GeneratorConfig, write_dataset
 
-    out = Path(lakehouse_dir) / "landing" / f"default-{rows}-{seed}"
+    out = _default_folder(lakehouse_dir, rows, seed)
     transactions = out / "transactions"
     if not any(transactions.glob("*.csv")):
         start = time.perf_counter()
@@ -54,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     from retail_segmentation.common.spark import get_spark
     from retail_segmentation.common.tables import Lakehouse
     from retail_segmentation.gold import task as gold
+    from retail_segmentation.ml import tasks as ml
     from retail_segmentation.silver import task as silver
 
     landing = args.landing_path or _default_landing(args.lakehouse_dir, args.rows, args.seed)
@@ -61,10 +73,19 @@ def _run(args: argparse.Namespace) -> int:
     bronze_argv = ["--landing-path", landing, "--encoding", args.encoding, *common]
     if args.column_mapping:
         bronze_argv += ["--column-mapping", args.column_mapping]
+    sweep_argv = [*common, "--k-range", args.k_range]
+    if not args.landing_path:  # generated data: the true profiles are known
+        truth = _default_folder(args.lakehouse_dir, args.rows, args.seed) / "truth"
+        sweep_argv += ["--truth-path", str(truth / "customer_profiles.csv")]
     for name, entry, argv in (
         ("bronze", bronze.main, bronze_argv),
         ("silver", silver.main, common),
         ("gold", gold.main, [*common, "--as-of-date", args.as_of_date]),
+        ("sweep", ml.sweep_main, sweep_argv),
+        ("register", ml.register_main, common),
+        ("score", ml.score_main, common),
+        ("recommend", ml.recommend_main, common),
+        ("offers", ml.offers_main, common),
     ):
         start = time.perf_counter()
         print(f"[{name}] running ...")
@@ -129,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     run = with_tables(
-        sub.add_parser("run", help="run the pipeline locally (bronze -> silver -> gold)")
+        sub.add_parser(
+            "run", help="run the pipeline locally (bronze -> silver -> gold -> ML -> offers)"
+        )
     )
     run.add_argument("--landing-path", help="folder of CSV files (default: the embedded sample)")
     run.add_argument(
@@ -143,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of-date",
         default="",
         help="YYYY-MM-DD recency is counted back from (default: day after the last invoice)",
+    )
+    run.add_argument(
+        "--k-range", default="2..8", help="LOW..HIGH k the sweep tries (default: 2..8)"
     )
     run.add_argument(
         "--encoding", default="UTF-8", help="encoding of the CSV files (default: UTF-8)"

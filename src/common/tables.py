@@ -28,6 +28,11 @@ GOLD_PRODUCT_PERFORMANCE = "gold_product_performance"
 GOLD_SALES_BY_COUNTRY = "gold_sales_by_country"
 GOLD_SALES_BY_DAY = "gold_sales_by_day"
 GOLD_SALES_BY_WEEKDAY_HOUR = "gold_sales_by_weekday_hour"
+GOLD_CUSTOMER_SEGMENTS = "gold_customer_segments"
+GOLD_SEGMENT_PROFILES = "gold_segment_profiles"
+GOLD_SEGMENT_HISTORY = "gold_segment_history"
+GOLD_PRODUCT_RECOMMENDATIONS = "gold_product_recommendations"
+GOLD_SEGMENTED_OFFERS = "gold_segmented_offers"
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,12 @@ class Lakehouse:
         if self.databricks:
             return f"{self.config.catalog}.{self.config.schema}.{table}"
         return f"{self.config.schema}.{table}"
+
+    def three_level_name(self, table: str) -> str:
+        """catalog.schema.table: the Unity Catalog name, or spark_catalog.schema.table locally
+        (what lineage tools such as MLflow datasets expect)."""
+        name = self.name(table)
+        return name if self.databricks else f"spark_catalog.{name}"
 
     def location(self, table: str) -> str:
         """Local folder of a table's Delta log and files."""
@@ -99,9 +110,25 @@ class Lakehouse:
         """Append rows to a table in one Delta commit (creating it if needed)."""
         self._save(df, table, "append")
 
-    def _save(self, df: DataFrame, table: str, mode: str) -> None:
+    def replace_where(self, df: DataFrame, table: str, column: str, value: str) -> None:
+        """Replace the rows where `column` = `value` with `df` in one Delta commit (creating
+        the table if needed): rewriting the same key twice leaves one copy."""
+        if not self.exists(table):
+            self._save(df, table, "append")
+            return
+        literal = value.replace("\\", "\\\\").replace("'", "\\'")
+        self._save(
+            df,
+            table,
+            "overwrite",
+            replace_where=f"{validate_identifier(column, 'column')} = '{literal}'",
+        )
+
+    def _save(self, df: DataFrame, table: str, mode: str, replace_where: str | None = None) -> None:
         writer = df.write.format("delta").mode(mode)
-        if mode == "overwrite":
+        if replace_where is not None:
+            writer = writer.option("replaceWhere", replace_where)
+        elif mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
         if not self.databricks:
             self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.schema}")

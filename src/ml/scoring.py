@@ -1,0 +1,104 @@
+"""Score every customer with the champion model: segments, segment profiles with personas,
+and the segment history.
+
+`gold_segment_history` keeps one row per customer per scoring run; a scoring run is named by
+the model version and the gold versions it read, and rewriting a run replaces only that run's
+rows (Delta replaceWhere), so a rerun never duplicates history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from retail_segmentation.gold.profiles import segment_profiles, with_persona
+from retail_segmentation.ml.clustering import PREDICTION_COL, membership_probability
+
+RFM_COLUMNS = (
+    "recency_days",
+    "frequency",
+    "monetary",
+    "tenure_days",
+    "r_score",
+    "f_score",
+    "m_score",
+)
+BEHAVIOR_COLUMNS = (
+    "avg_basket_value",
+    "avg_items_per_invoice",
+    "distinct_products",
+    "cancellation_rate",
+    "weekend_share",
+)
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    """What names one scoring run: the model version and the data it scored."""
+
+    model_name: str
+    model_version: str
+    as_of_date: dt.date
+    scored_at: dt.datetime
+    run_id: str
+
+
+def scoring_run_id(
+    model_name: str, model_version: str, model_run_id: str, versions_tag: str
+) -> str:
+    """e.g. score:customer_segmentation@v3/1a2b3c4d:gold_customer_rfm@v2,...: the model's
+    training run is part of the name, so a rebuilt registry's "v1" is not taken for the old."""
+    return f"score:{model_name}@v{model_version}/{model_run_id[:8]}:{versions_tag}"
+
+
+def assign_segments(
+    clustered_df: DataFrame, rfm_df: DataFrame, behavior_df: DataFrame
+) -> DataFrame:
+    """Customers with their segment id, membership probability and the gold measures the
+    profiles summarise."""
+    return (
+        membership_probability(clustered_df)
+        .select(
+            "customer_id",
+            F.col(PREDICTION_COL).cast("int").alias("segment_id"),
+            "membership_probability",
+        )
+        .join(rfm_df.select("customer_id", *RFM_COLUMNS), "customer_id")
+        .join(behavior_df.select("customer_id", *BEHAVIOR_COLUMNS), "customer_id", "left")
+    )
+
+
+def profiles_with_personas(assigned_df: DataFrame) -> DataFrame:
+    """One row per segment: size, share, mean measures and persona."""
+    return with_persona(segment_profiles(assigned_df))
+
+
+def customer_segments(assigned_df: DataFrame, profiles_df: DataFrame, run: ScoringRun) -> DataFrame:
+    """`gold_customer_segments`: one row per customer with segment, persona and the model."""
+    return assigned_df.join(
+        F.broadcast(profiles_df.select("segment_id", "persona")), "segment_id"
+    ).select(
+        "customer_id",
+        "segment_id",
+        "persona",
+        "membership_probability",
+        F.lit(run.model_name).alias("model_name"),
+        F.lit(run.model_version).alias("model_version"),
+        F.lit(run.as_of_date).cast("date").alias("as_of_date"),
+        F.lit(run.scored_at).cast("timestamp").alias("scored_at"),
+        F.lit(run.run_id).alias("scoring_run_id"),
+    )
+
+
+def stamped_profiles(profiles_df: DataFrame, run: ScoringRun) -> DataFrame:
+    """`gold_segment_profiles`: the profiles with the model and run that produced them."""
+    return profiles_df.select(
+        "*",
+        F.lit(run.model_name).alias("model_name"),
+        F.lit(run.model_version).alias("model_version"),
+        F.lit(run.as_of_date).cast("date").alias("as_of_date"),
+        F.lit(run.scored_at).cast("timestamp").alias("scored_at"),
+    )

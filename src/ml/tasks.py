@@ -1,0 +1,462 @@
+"""Entry points of the ML tasks (python_wheel_task / console scripts), in job order:
+
+    sweep -> register -> score ---+
+    recommend --------------------+-> offers
+
+Each reads its inputs at pinned Delta versions, writes its tables in one Delta commit each,
+records the run in the ledger last, and does nothing when that run is already recorded
+(`--force` redoes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from retail_segmentation.common.config import (
+    TableConfig,
+    add_table_arguments,
+    table_config_from_args,
+)
+from retail_segmentation.common.errors import ConfigError
+from retail_segmentation.common.ledger import LedgerEntry, has_finished, record_ledger
+from retail_segmentation.common.spark import get_spark
+from retail_segmentation.common.tables import (
+    GOLD_CUSTOMER_BEHAVIOR,
+    GOLD_CUSTOMER_RFM,
+    GOLD_CUSTOMER_SEGMENTS,
+    GOLD_PRODUCT_RECOMMENDATIONS,
+    GOLD_SEGMENT_HISTORY,
+    GOLD_SEGMENT_PROFILES,
+    GOLD_SEGMENTED_OFFERS,
+    SILVER_PRODUCTS,
+    SILVER_TRANSACTIONS,
+    Lakehouse,
+)
+from retail_segmentation.gold.offers import (
+    load_offer_catalogue,
+    offer_catalogue_df,
+    segmented_offers,
+)
+from retail_segmentation.ml.clustering import ALGORITHMS, SweepParams
+from retail_segmentation.ml.features import FEATURE_SETS, FeatureSpec, customer_features_input
+from retail_segmentation.ml.recommend import AlsParams, purchase_matrix, recommend_products
+from retail_segmentation.ml.registry import CHAMPION, RegisterConfig, register_winner
+from retail_segmentation.ml.scoring import (
+    ScoringRun,
+    assign_segments,
+    customer_segments,
+    profiles_with_personas,
+    scoring_run_id,
+    stamped_profiles,
+)
+from retail_segmentation.ml.sweep import (
+    SweepConfig,
+    gold_versions,
+    gold_versions_tag,
+    run_sweep,
+)
+from retail_segmentation.ml.tracking import (
+    MlflowConfig,
+    add_mlflow_arguments,
+    mlflow_config_from_args,
+)
+
+
+def _parser(prog: str, description: str, mlflow: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_table_arguments(parser)
+    if mlflow:
+        add_mlflow_arguments(parser)
+    parser.add_argument("--force", action="store_true", help="redo the run even if recorded")
+    return parser
+
+
+def _session(tables: TableConfig) -> tuple[SparkSession, Lakehouse]:
+    spark = get_spark(warehouse_dir=f"{tables.lakehouse_dir}/spark-warehouse")
+    return spark, Lakehouse.attach(spark, tables)
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _gold_as_of(lakehouse: Lakehouse, rfm_version: int) -> dt.date:
+    as_of = (
+        lakehouse.read(GOLD_CUSTOMER_RFM, version=rfm_version).agg(F.max("as_of_date")).first()[0]
+    )
+    if as_of is None:
+        raise ConfigError(f"{lakehouse.name(GOLD_CUSTOMER_RFM)} is empty: no customer to score")
+    return as_of
+
+
+def _ints(value: str, parameter: str) -> tuple[int, int]:
+    try:
+        low, high = (int(part) for part in value.split("..", 1))
+    except ValueError:
+        raise ConfigError(
+            f"parameter {parameter}={value!r} is not a range: expected LOW..HIGH, e.g. 2..8"
+        ) from None
+    return low, high
+
+
+# --- sweep -------------------------------------------------------------------------------
+
+
+def parse_sweep_args(argv: list[str] | None = None) -> SweepConfig:
+    """Job parameters -> SweepConfig."""
+    parser = _parser("retail-seg-sweep", "KMeans and GaussianMixture over a k range, in MLflow.")
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS), help="default: kmeans,gmm")
+    parser.add_argument("--k-range", default="2..8", help="LOW..HIGH k to try (default: 2..8)")
+    parser.add_argument(
+        "--feature-set",
+        default="rfm",
+        choices=sorted(FEATURE_SETS),
+        help="features the models see (default: rfm)",
+    )
+    parser.add_argument("--pca-components", type=int, default=0, help="0 = no PCA (default: 0)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of every fit (default: 42)")
+    parser.add_argument("--max-iter", type=int, default=50, help="iterations per fit (default: 50)")
+    parser.add_argument(
+        "--min-cluster-share",
+        type=float,
+        default=0.02,
+        help="a fit whose smallest cluster holds less than this share of customers cannot win "
+        "(default: 0.02)",
+    )
+    parser.add_argument(
+        "--truth-path",
+        default="",
+        help="CSV customer_id,profile of known profiles (generated data): logs the adjusted "
+        "Rand index (default: none)",
+    )
+    parser.add_argument(
+        "--parallelism",
+        type=int,
+        default=4,
+        help="candidates fitted at once; results do not depend on it (default: 4)",
+    )
+    parser.add_argument(
+        "--git-commit", default="", help="commit to tag runs with (default: git rev-parse HEAD)"
+    )
+    args = parser.parse_args(argv)
+    k_min, k_max = _ints(args.k_range, "k_range")
+    tables = table_config_from_args(args)
+    params = SweepParams(
+        algorithms=tuple(a.strip() for a in args.algorithms.split(",") if a.strip()),
+        k_min=k_min,
+        k_max=k_max,
+        seed=args.seed,
+        max_iter=args.max_iter,
+        min_cluster_share=args.min_cluster_share,
+        features=FeatureSpec(args.feature_set, args.pca_components),
+    )
+    return SweepConfig(
+        tables=tables,
+        mlflow=mlflow_config_from_args(args, tables),
+        params=params,
+        truth_path=args.truth_path or None,
+        git_commit=args.git_commit,
+        parallelism=args.parallelism,
+    )
+
+
+def sweep_main(argv: list[str] | None = None) -> None:
+    """Entry point of the sweep task."""
+    config = parse_sweep_args(argv)
+    spark, lakehouse = _session(config.tables)
+    outcome = run_sweep(spark, lakehouse, config)
+    if outcome.reused:
+        print(f"sweep: up to date ({outcome.sweep_key}), nothing to do")
+    for r in outcome.results:
+        ari = "" if r.adjusted_rand_index is None else f"  ARI {r.adjusted_rand_index:.3f}"
+        print(
+            f"  {r.name:<10} silhouette {r.silhouette:.4f}  smallest cluster "
+            f"{r.smallest_cluster_share:.1%}{ari}"
+        )
+    w = outcome.winner
+    print(
+        f"sweep: winner {w.name} (silhouette {w.silhouette:.4f}) of {len(outcome.results)} fits "
+        f"in {outcome.seconds:.1f}s; MLflow run {outcome.parent_run_id}"
+    )
+
+
+# --- register ----------------------------------------------------------------------------
+
+
+def register_main(argv: list[str] | None = None) -> None:
+    """Entry point of the register task."""
+    parser = _parser("retail-seg-register", "Register the sweep's winner; move champion if better.")
+    parser.add_argument(
+        "--min-improvement",
+        type=float,
+        default=0.0,
+        help="silhouette the winner must gain over the champion to replace it (default: 0)",
+    )
+    args = parser.parse_args(argv)
+    tables = table_config_from_args(args)
+    config = RegisterConfig(tables, mlflow_config_from_args(args, tables), args.min_improvement)
+    spark, lakehouse = _session(tables)
+    outcome = register_winner(spark, lakehouse, config)
+    versus = (
+        ""
+        if outcome.champion_silhouette is None or outcome.champion_version == outcome.version
+        else f" (champion v{outcome.champion_version}: {outcome.champion_silhouette:.4f} on the "
+        "same data)"
+    )
+    print(
+        f"register: {outcome.model_name} v{outcome.version} silhouette "
+        f"{outcome.winner_silhouette:.4f} -> @{outcome.alias}{versus}"
+    )
+
+
+# --- score -------------------------------------------------------------------------------
+
+SCORE_TABLES = (GOLD_CUSTOMER_SEGMENTS, GOLD_SEGMENT_PROFILES, GOLD_SEGMENT_HISTORY)
+
+
+def score_customers(
+    spark: SparkSession, lakehouse: Lakehouse, mlflow_config: MlflowConfig, force: bool = False
+) -> dict[str, int] | None:
+    """Score every gold customer with the champion; None when this run is already recorded."""
+    import mlflow
+    import mlflow.spark
+    from mlflow.exceptions import MlflowException
+
+    mlflow_config.activate()
+    name = mlflow_config.model_name
+    try:
+        champion = mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        raise ConfigError(
+            f"model {name} has no @{CHAMPION} alias: run the sweep and register tasks first"
+        ) from None
+    versions = gold_versions(lakehouse)
+    run_id = scoring_run_id(
+        name, champion.version, champion.run_id or "", gold_versions_tag(versions)
+    )
+    done = all(lakehouse.exists(t) for t in SCORE_TABLES) and has_finished(lakehouse, run_id)
+    if done and not force:
+        return None
+
+    rfm_df = lakehouse.read(GOLD_CUSTOMER_RFM, version=versions[GOLD_CUSTOMER_RFM])
+    behavior_df = lakehouse.read(GOLD_CUSTOMER_BEHAVIOR, version=versions[GOLD_CUSTOMER_BEHAVIOR])
+    model = mlflow.spark.load_model(f"models:/{name}@{CHAMPION}")
+    clustered_df = model.transform(customer_features_input(rfm_df, behavior_df))
+    run = ScoringRun(
+        model_name=name,
+        model_version=str(champion.version),
+        as_of_date=_gold_as_of(lakehouse, versions[GOLD_CUSTOMER_RFM]),
+        scored_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0),
+        run_id=run_id,
+    )
+    assigned_df = assign_segments(clustered_df, rfm_df, behavior_df).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    try:
+        profiles_df = profiles_with_personas(assigned_df).cache()
+        segments_df = customer_segments(assigned_df, profiles_df, run)
+        lakehouse.overwrite(stamped_profiles(profiles_df, run), GOLD_SEGMENT_PROFILES)
+        lakehouse.overwrite(segments_df, GOLD_CUSTOMER_SEGMENTS)
+        # History reads the table just written, not the model again: the same rows twice.
+        lakehouse.replace_where(
+            lakehouse.read(GOLD_CUSTOMER_SEGMENTS), GOLD_SEGMENT_HISTORY, "scoring_run_id", run_id
+        )
+        profiles_df.unpersist()
+    finally:
+        assigned_df.unpersist()
+    rows = {t: lakehouse.last_commit_rows(t) for t in SCORE_TABLES}
+    customers = lakehouse.last_commit_rows(GOLD_CUSTOMER_RFM)
+    record_ledger(
+        lakehouse,
+        [
+            LedgerEntry(
+                run_id,
+                "ml",
+                step,
+                table,
+                rows_in=customers,
+                rows_out=count,
+                detail={
+                    "model": f"{name}@v{champion.version}",
+                    **{t: v for t, v in versions.items()},
+                },
+            )
+            for step, (table, count) in enumerate(rows.items(), start=1)
+        ],
+    )
+    return rows
+
+
+def score_main(argv: list[str] | None = None) -> None:
+    """Entry point of the score task."""
+    args = _parser("retail-seg-score", "Score every customer with the champion model.").parse_args(
+        argv
+    )
+    tables = table_config_from_args(args)
+    spark, lakehouse = _session(tables)
+    rows = score_customers(spark, lakehouse, mlflow_config_from_args(args, tables), args.force)
+    if rows is None:
+        print("score: up to date (same champion, same gold tables), nothing to do; --force redoes")
+        return
+    print("score: " + ", ".join(f"{t} {n}" for t, n in rows.items()))
+
+
+# --- recommend ---------------------------------------------------------------------------
+
+
+def build_recommendations(
+    lakehouse: Lakehouse, params: AlsParams, force: bool = False
+) -> int | None:
+    """Write `gold_product_recommendations` for every gold customer; None when up to date."""
+    for table in (SILVER_TRANSACTIONS, SILVER_PRODUCTS, GOLD_CUSTOMER_RFM):
+        if not lakehouse.exists(table):
+            raise ConfigError(
+                f"table {lakehouse.name(table)} does not exist: run the pipeline first"
+            )
+    silver_version = lakehouse.version(SILVER_TRANSACTIONS)
+    products_version = lakehouse.version(SILVER_PRODUCTS)
+    rfm_version = lakehouse.version(GOLD_CUSTOMER_RFM)
+    run_id = f"recommend:silver_v{silver_version}:rfm_v{rfm_version}:als_{_digest(asdict(params))}"
+    if (
+        not force
+        and lakehouse.exists(GOLD_PRODUCT_RECOMMENDATIONS)
+        and has_finished(lakehouse, run_id)
+    ):
+        return None
+    as_of = _gold_as_of(lakehouse, rfm_version)
+    silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver_version)
+    purchases_df = purchase_matrix(silver_df, as_of).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        recommendations_df = recommend_products(
+            purchases_df,
+            lakehouse.read(GOLD_CUSTOMER_RFM, version=rfm_version),
+            lakehouse.read(SILVER_PRODUCTS, version=products_version),
+            params,
+        )
+        lakehouse.overwrite(
+            recommendations_df.select("*", F.lit(as_of).cast("date").alias("as_of_date")),
+            GOLD_PRODUCT_RECOMMENDATIONS,
+        )
+    finally:
+        purchases_df.unpersist()
+    rows = lakehouse.last_commit_rows(GOLD_PRODUCT_RECOMMENDATIONS)
+    record_ledger(
+        lakehouse,
+        [
+            LedgerEntry(
+                run_id,
+                "ml",
+                1,
+                GOLD_PRODUCT_RECOMMENDATIONS,
+                rows_in=lakehouse.last_commit_rows(GOLD_CUSTOMER_RFM),
+                rows_out=rows,
+                detail={"als": asdict(params), "silver_version": silver_version},
+            )
+        ],
+    )
+    return rows
+
+
+def recommend_main(argv: list[str] | None = None) -> None:
+    """Entry point of the recommend task."""
+    parser = _parser("retail-seg-recommend", "ALS product recommendations.", mlflow=False)
+    defaults = AlsParams()
+    parser.add_argument("--top-n", type=int, default=defaults.top_n, help="default: 5")
+    parser.add_argument(
+        "--rank", type=int, default=defaults.rank, help="latent factors (default: 10)"
+    )
+    parser.add_argument("--max-iter", type=int, default=defaults.max_iter, help="default: 10")
+    parser.add_argument("--reg-param", type=float, default=defaults.reg_param, help="default: 0.1")
+    parser.add_argument(
+        "--alpha", type=float, default=defaults.alpha, help="implicit confidence (default: 1.0)"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="default: 42")
+    args = parser.parse_args(argv)
+    params = AlsParams(
+        rank=args.rank,
+        max_iter=args.max_iter,
+        reg_param=args.reg_param,
+        alpha=args.alpha,
+        top_n=args.top_n,
+        seed=args.seed,
+    )
+    _, lakehouse = _session(table_config_from_args(args))
+    rows = build_recommendations(lakehouse, params, args.force)
+    if rows is None:
+        print("recommend: up to date, nothing to do; --force redoes")
+    else:
+        print(f"recommend: {GOLD_PRODUCT_RECOMMENDATIONS} {rows}")
+
+
+# --- offers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OffersResult:
+    """Rows written to gold_segmented_offers, or None when up to date."""
+
+    rows: int | None
+    run_id: str
+
+
+def build_offers(
+    lakehouse: Lakehouse, catalogue_path: str | None = None, force: bool = False
+) -> OffersResult:
+    """Join every segmented customer to their persona's offer and their top products."""
+    for table in (GOLD_CUSTOMER_SEGMENTS, GOLD_PRODUCT_RECOMMENDATIONS):
+        if not lakehouse.exists(table):
+            raise ConfigError(
+                f"table {lakehouse.name(table)} does not exist: run the score and recommend tasks "
+                "first"
+            )
+    offers = load_offer_catalogue(catalogue_path)
+    segments_version = lakehouse.version(GOLD_CUSTOMER_SEGMENTS)
+    recommendations_version = lakehouse.version(GOLD_PRODUCT_RECOMMENDATIONS)
+    run_id = (
+        f"offers:segments_v{segments_version}:recommendations_v{recommendations_version}:"
+        f"catalogue_{_digest([asdict(o) for o in offers])}"
+    )
+    if not force and lakehouse.exists(GOLD_SEGMENTED_OFFERS) and has_finished(lakehouse, run_id):
+        return OffersResult(None, run_id)
+    segments_df = lakehouse.read(GOLD_CUSTOMER_SEGMENTS, version=segments_version)
+    offers_df = segmented_offers(
+        segments_df,
+        offer_catalogue_df(lakehouse.spark, offers),
+        lakehouse.read(GOLD_PRODUCT_RECOMMENDATIONS, version=recommendations_version),
+    )
+    stamps = segments_df.select("customer_id", "model_name", "model_version", "as_of_date")
+    lakehouse.overwrite(offers_df.join(stamps, "customer_id"), GOLD_SEGMENTED_OFFERS)
+    rows = lakehouse.last_commit_rows(GOLD_SEGMENTED_OFFERS)
+    customers = lakehouse.last_commit_rows(GOLD_CUSTOMER_SEGMENTS)
+    record_ledger(
+        lakehouse,
+        [LedgerEntry(run_id, "gold", 1, GOLD_SEGMENTED_OFFERS, rows_in=customers, rows_out=rows)],
+    )
+    return OffersResult(rows, run_id)
+
+
+def offers_main(argv: list[str] | None = None) -> None:
+    """Entry point of the offers task."""
+    parser = _parser(
+        "retail-seg-offers", "Personalised offers per segmented customer.", mlflow=False
+    )
+    parser.add_argument(
+        "--offer-catalogue",
+        default="",
+        help="YAML offer catalogue (default: the one packaged in retail_segmentation.gold)",
+    )
+    args = parser.parse_args(argv)
+    _, lakehouse = _session(table_config_from_args(args))
+    result = build_offers(lakehouse, args.offer_catalogue or None, args.force)
+    if result.rows is None:
+        print("offers: up to date, nothing to do; --force redoes")
+    else:
+        print(f"offers: {GOLD_SEGMENTED_OFFERS} {result.rows}")

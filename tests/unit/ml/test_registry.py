@@ -1,0 +1,102 @@
+"""Registering sweep winners in a real MLflow registry (sqlite): champion moves only when the
+winner beats it on the same data, else the winner becomes the challenger."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+
+from retail_segmentation.common.errors import ConfigError
+from retail_segmentation.common.tables import GOLD_CUSTOMER_BEHAVIOR, GOLD_CUSTOMER_RFM
+from retail_segmentation.ml import registry
+from retail_segmentation.ml.clustering import SweepParams
+from retail_segmentation.ml.registry import RegisterConfig, decide_alias, register_winner
+from retail_segmentation.ml.sweep import SweepConfig, run_sweep
+from retail_segmentation.ml.tracking import MlflowConfig
+
+RFM_DDL = "customer_id string, recency_days int, frequency long, monetary double"
+BEHAVIOR_DDL = (
+    "customer_id string, avg_basket_value double, distinct_products long, cancellation_rate double"
+)
+# three well separated groups of customers: active big spenders, lapsed one-timers, in between
+GROUPS = ((5, 20, 5000.0), (300, 1, 50.0), (100, 5, 500.0))
+
+
+def test_decide_alias_moves_champion_only_on_a_strict_gain():
+    assert decide_alias(0.5, None, 0.0) == registry.CHAMPION  # first model
+    assert decide_alias(0.6, 0.5, 0.0) == registry.CHAMPION
+    assert decide_alias(0.5, 0.5, 0.0) == registry.CHALLENGER  # a tie keeps the champion
+    assert decide_alias(0.55, 0.5, 0.1) == registry.CHALLENGER  # gain below min_improvement
+    assert decide_alias(0.7, 0.5, 0.1) == registry.CHAMPION
+
+
+def test_register_config_rejects_a_negative_improvement(tmp_path):
+    store = MlflowConfig("sqlite:///x.db", "sqlite:///x.db", "e", "m")
+    with pytest.raises(ConfigError, match=r"min_improvement=-0\.1"):
+        RegisterConfig(tables=None, mlflow=store, min_improvement=-0.1)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def gold_lakehouse(spark, lakehouse):
+    rfm_rows, behavior_rows = [], []
+    for g, (recency, frequency, monetary) in enumerate(GROUPS):
+        for i in range(10):
+            customer = f"{g}-{i}"
+            wobble = 1 + (i - 5) / 100  # small, deterministic spread inside a group
+            rfm_rows.append(
+                (
+                    customer,
+                    int(recency * wobble),
+                    max(1, int(frequency * wobble)),
+                    monetary * wobble,
+                )
+            )
+            behavior_rows.append((customer, monetary / frequency, 10 + g, 0.0))
+    lakehouse.overwrite(spark.createDataFrame(rfm_rows, RFM_DDL), GOLD_CUSTOMER_RFM)
+    lakehouse.overwrite(spark.createDataFrame(behavior_rows, BEHAVIOR_DDL), GOLD_CUSTOMER_BEHAVIOR)
+    yield lakehouse
+    mlflow.set_tracking_uri(None)
+
+
+def _sweep(spark, lakehouse, store, algorithm, k):
+    params = SweepParams(algorithms=(algorithm,), k_min=k, k_max=k, max_iter=20)
+    return run_sweep(spark, lakehouse, SweepConfig(lakehouse.config, store, params, parallelism=1))
+
+
+def test_champion_moves_to_a_better_winner_and_a_worse_one_is_challenger(spark, gold_lakehouse):
+    lakehouse = gold_lakehouse
+    store = MlflowConfig.for_tables(lakehouse.config)
+    config = RegisterConfig(lakehouse.config, store)
+    client = mlflow.MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
+
+    weak = _sweep(spark, lakehouse, store, "gmm", 2)
+    first = register_winner(spark, lakehouse, config)
+    assert (first.version, first.alias, first.champion_version) == ("1", "champion", None)
+
+    strong = _sweep(spark, lakehouse, store, "kmeans", 3)
+    assert strong.winner.silhouette > weak.winner.silhouette
+    second = register_winner(spark, lakehouse, config)
+    assert (second.version, second.alias, second.champion_version) == ("2", "champion", "1")
+    # the old champion was measured again on today's data, in its own feature space
+    assert second.champion_silhouette == pytest.approx(weak.winner.silhouette, abs=1e-6)
+
+    _sweep(spark, lakehouse, store, "kmeans", 2)
+    third = register_winner(spark, lakehouse, config)
+    assert (third.version, third.alias, third.champion_version) == ("3", "challenger", "2")
+    assert third.champion_silhouette == pytest.approx(strong.winner.silhouette, abs=1e-6)
+    assert str(client.get_model_version_by_alias(store.model_name, "champion").version) == "2"
+    assert str(client.get_model_version_by_alias(store.model_name, "challenger").version) == "3"
+
+    # registering the same sweep again finds its version: nothing new, aliases as they were
+    again = register_winner(spark, lakehouse, config)
+    assert (again.version, again.alias) == ("3", "challenger")
+    versions = client.search_model_versions(f"name = '{store.model_name}'")
+    assert sorted(str(v.version) for v in versions) == ["1", "2", "3"]
+    champion = client.get_model_version_by_alias(store.model_name, "champion")
+    assert champion.run_id == strong.winner.run_id
+
+
+def test_register_without_a_sweep_names_the_missing_step(spark, gold_lakehouse):
+    store = MlflowConfig.for_tables(gold_lakehouse.config)
+    with pytest.raises(ConfigError, match=r"no finished sweep on gold_customer_rfm@v0"):
+        register_winner(spark, gold_lakehouse, RegisterConfig(gold_lakehouse.config, store))

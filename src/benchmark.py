@@ -17,8 +17,19 @@ from retail_segmentation.bronze.columns import SourceFormat
 from retail_segmentation.bronze.task import BronzeConfig, ingest_bronze
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.spark import get_spark
-from retail_segmentation.common.tables import Lakehouse
+from retail_segmentation.common.tables import (
+    GOLD_CUSTOMER_RFM,
+    GOLD_CUSTOMER_SEGMENTS,
+    Lakehouse,
+)
 from retail_segmentation.data.generator import GeneratorConfig, write_dataset
+from retail_segmentation.gold.task import GoldConfig, build_gold
+from retail_segmentation.ml import tasks as ml
+from retail_segmentation.ml.clustering import SweepParams
+from retail_segmentation.ml.recommend import AlsParams
+from retail_segmentation.ml.registry import RegisterConfig, register_winner
+from retail_segmentation.ml.sweep import SweepConfig, run_sweep
+from retail_segmentation.ml.tracking import MlflowConfig
 from retail_segmentation.silver.task import SilverConfig, build_silver
 
 
@@ -40,7 +51,7 @@ class TaskTiming:
 def run_benchmark(
     rows: int, seed: int, files: int, work_dir: str | None = None
 ) -> list[TaskTiming]:
-    """Generate `rows` lines, then time bronze and silver on them."""
+    """Generate `rows` lines, then time every task of the graph on them, in job order."""
     root = Path(work_dir or tempfile.mkdtemp(prefix="retail-seg-bench-"))
     if root.exists():
         shutil.rmtree(root / "tables", ignore_errors=True)
@@ -68,6 +79,39 @@ def run_benchmark(
     timings.append(
         TaskTiming("silver", time.perf_counter() - start, silver.bronze_rows, silver.silver_rows)
     )
+
+    start = time.perf_counter()
+    gold = build_gold(spark, lakehouse, GoldConfig(tables=tables))
+    customers = gold.rows[GOLD_CUSTOMER_RFM]
+    timings.append(TaskTiming("gold", time.perf_counter() - start, silver.silver_rows, customers))
+
+    store = MlflowConfig.for_tables(tables)
+    start = time.perf_counter()
+    truth = str(root / "data" / "truth" / "customer_profiles.csv")
+    sweep = run_sweep(spark, lakehouse, SweepConfig(tables, store, SweepParams(), truth))
+    timings.append(TaskTiming("sweep", time.perf_counter() - start, customers, len(sweep.results)))
+
+    start = time.perf_counter()
+    register_winner(spark, lakehouse, RegisterConfig(tables, store))
+    timings.append(TaskTiming("register", time.perf_counter() - start, 1, 1))
+
+    start = time.perf_counter()
+    scored = ml.score_customers(spark, lakehouse, store) or {}
+    timings.append(
+        TaskTiming(
+            "score", time.perf_counter() - start, customers, scored.get(GOLD_CUSTOMER_SEGMENTS, 0)
+        )
+    )
+
+    start = time.perf_counter()
+    recommendations = ml.build_recommendations(lakehouse, AlsParams()) or 0
+    timings.append(
+        TaskTiming("recommend", time.perf_counter() - start, silver.silver_rows, recommendations)
+    )
+
+    start = time.perf_counter()
+    offers = ml.build_offers(lakehouse).rows or 0
+    timings.append(TaskTiming("offers", time.perf_counter() - start, customers, offers))
     return timings
 
 

@@ -254,7 +254,9 @@ def score_customers(
         model_name=name,
         model_version=str(champion.version),
         as_of_date=_gold_as_of(lakehouse, versions[GOLD_CUSTOMER_RFM]),
-        scored_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0),
+        # timezone-aware: Spark converts it to the session zone instead of reading a naive
+        # UTC time as local time
+        scored_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
         run_id=run_id,
     )
     assigned_df = assign_segments(clustered_df, rfm_df, behavior_df).persist(

@@ -55,6 +55,11 @@ class MlflowConfig:
     ) -> MlflowConfig:
         """The store for these tables: the lakehouse's sqlite file, or the workspace + UC."""
         if is_databricks():
+            if not experiment_name.startswith("/"):
+                raise ConfigError(
+                    f"parameter experiment_name={experiment_name!r} is not a workspace path: on "
+                    "Databricks it must be absolute, e.g. /Shared/retail_segmentation"
+                )
             return cls(
                 tracking_uri="databricks",
                 registry_uri="databricks-uc",

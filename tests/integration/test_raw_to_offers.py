@@ -1,0 +1,109 @@
+"""The whole local path, as `retail-seg run` drives it: generated raw CSV -> bronze -> silver
+-> gold -> sweep in MLflow -> champion -> segments -> recommendations -> offers; a second
+run on unchanged data changes nothing."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from retail_segmentation import cli
+from retail_segmentation.common.config import TableConfig
+from retail_segmentation.common.tables import (
+    GOLD_CUSTOMER_RFM,
+    GOLD_CUSTOMER_SEGMENTS,
+    GOLD_PRODUCT_RECOMMENDATIONS,
+    GOLD_SEGMENT_HISTORY,
+    GOLD_SEGMENT_PROFILES,
+    GOLD_SEGMENTED_OFFERS,
+    Lakehouse,
+)
+from retail_segmentation.gold.profiles import PERSONAS
+from retail_segmentation.ml.tracking import MlflowConfig
+
+pytestmark = pytest.mark.integration
+
+ML_TABLES = (
+    GOLD_CUSTOMER_SEGMENTS,
+    GOLD_SEGMENT_PROFILES,
+    GOLD_SEGMENT_HISTORY,
+    GOLD_PRODUCT_RECOMMENDATIONS,
+    GOLD_SEGMENTED_OFFERS,
+)
+
+
+def test_raw_data_to_offers_then_a_rerun_changes_nothing(spark, tmp_path, capsys):
+    tables = TableConfig(schema="it_offers", lakehouse_dir=str(tmp_path / "lakehouse"))
+    argv = ["run", "--rows", "20000", "--seed", "7", "--k-range", "2..4"]
+    argv += ["--schema", tables.schema, "--lakehouse-dir", tables.lakehouse_dir]
+    assert cli.main(argv) == 0
+
+    lakehouse = Lakehouse.attach(spark, tables)
+    store = MlflowConfig.for_tables(tables)
+    client = mlflow.MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
+    experiment = client.get_experiment_by_name(store.experiment_name)
+
+    # the sweep: one parent, one child per algorithm and k, each with a silhouette
+    parents = client.search_runs([experiment.experiment_id], "tags.`retail_seg.role` = 'sweep'")
+    assert len(parents) == 1
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'"
+    )
+    fits = sorted((c.data.params["algorithm"], int(c.data.params["k"])) for c in children)
+    assert fits == [(a, k) for a in ("gmm", "kmeans") for k in (2, 3, 4)]
+    for child in children:
+        assert -1.0 <= child.data.metrics["silhouette"] <= 1.0
+        assert 0.0 <= child.data.metrics["adjusted_rand_index"] <= 1.0  # generated: truth known
+    inputs = {d.dataset.name for d in parents[0].inputs.dataset_inputs}
+    assert inputs == {"gold_customer_rfm@v0", "gold_customer_behavior@v0"}
+    assert parents[0].data.tags["mlflow.source.git.commit"]
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "plots")}
+    assert artifacts == {"plots/elbow.png", "plots/silhouette_vs_k.png"}
+
+    # the registered winner is the champion, and it is the sweep's best eligible fit
+    champion = client.get_model_version_by_alias(store.model_name, "champion")
+    assert champion.run_id == parents[0].data.tags["retail_seg.winner_run_id"]
+    best = max(children, key=lambda c: c.data.metrics["silhouette"])
+    winner = client.get_run(champion.run_id)
+    assert winner.data.metrics["silhouette"] == best.data.metrics["silhouette"]
+
+    # every gold customer has one segment and one offer, and history holds this run
+    customers = lakehouse.read(GOLD_CUSTOMER_RFM).select("customer_id")
+    segments = lakehouse.read(GOLD_CUSTOMER_SEGMENTS)
+    offers = lakehouse.read(GOLD_SEGMENTED_OFFERS)
+    assert_df_equality(
+        segments.select("customer_id"), customers, ignore_row_order=True, ignore_nullable=True
+    )
+    assert_df_equality(
+        offers.select("customer_id"), customers, ignore_row_order=True, ignore_nullable=True
+    )
+    assert set(segments.select("model_version").distinct().toPandas()["model_version"]) == {
+        str(champion.version)
+    }
+    personas = {r.persona for r in offers.select("persona").distinct().collect()}
+    assert personas <= set(PERSONAS)
+    assert offers.where(F.col("offer_code").isNull() | (F.size("top_products") < 1)).isEmpty()
+    assert lakehouse.read(GOLD_SEGMENT_HISTORY).count() == customers.count()
+    profiles = lakehouse.read(GOLD_SEGMENT_PROFILES)
+    assert profiles.agg(F.sum("customers")).first()[0] == customers.count()
+
+    # second run on unchanged data: no new sweep, no new version, no table rewritten
+    versions = {t: lakehouse.version(t) for t in ML_TABLES}
+    segments_before = segments.localCheckpoint()
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "sweep: up to date" in out and "score: up to date" in out
+    assert {t: lakehouse.version(t) for t in ML_TABLES} == versions
+    assert (
+        len(client.search_runs([experiment.experiment_id], "tags.`retail_seg.role` = 'sweep'")) == 1
+    )
+    assert len(client.search_model_versions(f"name = '{store.model_name}'")) == 1
+    again = client.get_model_version_by_alias(store.model_name, "champion")
+    assert again.version == champion.version
+    assert_df_equality(
+        lakehouse.read(GOLD_CUSTOMER_SEGMENTS), segments_before, ignore_row_order=True
+    )
+    mlflow.set_tracking_uri(None)

@@ -10,10 +10,10 @@ PersonaThresholds (defaults shown).
 
 | order | persona        | rule (all must hold)                                              |
 |-------|----------------|-------------------------------------------------------------------|
-| 1     | VIP            | mean_r_score >= 3.5, mean_f_score >= 4, mean_m_score >= 4         |
+| 1     | VIP            | mean_r_score >= 3.5, mean_f_score >= 4.75, mean_m_score >= 4.75   |
 | 2     | Churned        | mean_r_score < 1.75                                               |
 | 3     | Slipping Away  | mean_r_score < 2.75                                               |
-| 4     | New            | mean_r_score >= 3.5, mean_tenure_days <= 60                       |
+| 4     | New            | mean_r_score >= 3.5, mean_tenure_days <= 90                       |
 | 5     | Bargain Hunter | unit_value_index <= 0.6, items_per_invoice_index >= 1.5           |
 | 6     | Loyal          | mean_f_score >= 3                                                 |
 | 7     | Occasional     | (otherwise)                                                       |
@@ -97,12 +97,12 @@ class PersonaThresholds:
     ratios to the population value (1.0 = the population's)."""
 
     vip_min_r_score: float = 3.5
-    vip_min_f_score: float = 4.0
-    vip_min_m_score: float = 4.0
+    vip_min_f_score: float = 4.75
+    vip_min_m_score: float = 4.75
     churned_max_r_score: float = 1.75
     slipping_max_r_score: float = 2.75
     new_min_r_score: float = 3.5
-    new_max_tenure_days: float = 60.0
+    new_max_tenure_days: float = 90.0
     bargain_max_unit_value_index: float = 0.6
     bargain_min_items_per_invoice_index: float = 1.5
     loyal_min_f_score: float = 3.0

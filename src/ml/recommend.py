@@ -4,12 +4,15 @@
   date; ALS reads the quantity as a confidence that the customer likes the product, not a rating.
 - `recommend_products`: customers and stock codes get dense integer ids (alphabetical, so the
   same input gives the same ids), Spark ML ALS is fitted with `implicitPrefs`, and each customer
-  is asked for top_n + (most products any one customer bought) items, so that top_n products
-  remain after dropping those the customer already has; these are re-ranked by score.
-- Cold start: a customer ALS cannot score (nothing bought before the as-of date) gets the most
-  popular products (distinct buyers) instead, with source 'popular' and a null score. A
-  customer ALS can score is never short of top_n while the catalogue still holds unbought
-  products, since ALS is asked for enough of them; otherwise fewer rows come back.
+  is asked for top_n + min(most products any one customer bought, max_candidates) items, so
+  that top_n products remain after dropping those the customer already has; these are
+  re-ranked by score. Asking every customer for as many items as the heaviest buyer bought
+  (hundreds) made the candidate list, not the model, the cost; max_candidates bounds it.
+- Cold start and short lists: a customer ALS cannot score (nothing bought before the as-of
+  date), or a heavy buyer whose ALS candidates were all bought already, is completed with the
+  most popular products (distinct buyers) they have not bought, with source 'popular' and a
+  null score. Fewer than top_n rows come back only when the catalogue holds no more
+  products the customer has not bought.
 
 Ties are broken by stock_code, so the same input and seed give the same rows.
 """
@@ -44,11 +47,23 @@ class AlsParams:
     alpha: float = 1.0
     top_n: int = 5
     seed: int = 42
-    # ALS user and item blocks (Spark's default); small data fits faster in fewer
-    num_blocks: int = 10
+    # ALS user and item blocks; 0 = one per core (spark.default.parallelism). Spark's own
+    # default of 10 fits several times slower on a laptop. Set it to repeat results exactly
+    # on machines with other core counts.
+    num_blocks: int = 0
+    # ALS candidates asked per customer beyond top_n, to leave top_n after dropping products
+    # already bought; a heavy buyer still short is completed from the popular products
+    max_candidates: int = 100
 
     def __post_init__(self) -> None:
-        integers = (("rank", 1), ("max_iter", 1), ("top_n", 1), ("seed", None), ("num_blocks", 1))
+        integers = (
+            ("rank", 1),
+            ("max_iter", 1),
+            ("top_n", 1),
+            ("seed", None),
+            ("num_blocks", 0),
+            ("max_candidates", 0),
+        )
         for name, minimum in integers:
             value = getattr(self, name)
             # bool is an int to Python, but True as a rank is a mistake, not a 1
@@ -102,15 +117,18 @@ def recommend_products(
 
     # one scalar, not rows: how far down each customer's ALS list bought products can reach
     max_bought = purchases.groupBy("customer_id").count().agg(F.max("count")).first()[0]
-    cold_df = customers.join(purchases, "customer_id", "left_anti")
-    popular_df = _popular_candidates(purchases, cold_df, params.top_n)
     if max_bought is None:  # nothing bought: no model to fit, and nothing is popular either
+        popular_df = _popular_candidates(purchases, customers, params.top_n)
         return _top_n_with_descriptions(popular_df, products_df, params.top_n)
 
-    # ALS lists top_n + max_bought products (or the whole catalogue) for every customer who
-    # bought something, so such a customer ends short of top_n only when no unbought product
-    # is left to offer; customers who bought nothing are the ones to fill
-    als_df = _als_candidates(purchases, customers, params, params.top_n + max_bought)
+    depth = params.top_n + min(max_bought, params.max_candidates)
+    # materialised once: both the short-list check and the final ranking read the candidates
+    als_df = _als_candidates(purchases, customers, params, depth).localCheckpoint()
+    # customers ALS left short (cold, or heavy buyers past max_candidates) are completed from
+    # the popular products; few customers, so their list may reach as deep as anyone bought
+    full_df = als_df.groupBy("customer_id").count().where(F.col("count") >= params.top_n)
+    short_df = customers.join(full_df, "customer_id", "left_anti")
+    popular_df = _popular_candidates(purchases, short_df, params.top_n + max_bought)
     return _top_n_with_descriptions(als_df.unionByName(popular_df), products_df, params.top_n)
 
 
@@ -130,6 +148,7 @@ def _als_candidates(
         F.col("item_index").cast("int").alias("item_id"),
         "quantity",
     )
+    blocks = params.num_blocks or purchases.sparkSession.sparkContext.defaultParallelism
     model = ALS(
         rank=params.rank,
         maxIter=params.max_iter,
@@ -142,8 +161,8 @@ def _als_candidates(
         ratingCol="quantity",
         coldStartStrategy="drop",
         seed=params.seed,
-        numUserBlocks=params.num_blocks,
-        numItemBlocks=params.num_blocks,
+        numUserBlocks=blocks,
+        numItemBlocks=blocks,
     ).fit(indexed)
 
     # only the customers asked for, and only those ALS knows (the rest are cold)
@@ -211,8 +230,14 @@ def _top_n_with_descriptions(
     )
     # one description per stock code, so the join cannot duplicate a ranked row
     descriptions = products_df.groupBy("stock_code").agg(F.min("description").alias("description"))
+    # a product ALS proposed may also be a popular one: keep its ALS row only
+    first_source = Window.partitionBy("customer_id", "stock_code").orderBy(
+        (F.col("source") == SOURCE_POPULAR).asc()
+    )
     return (
-        candidates.withColumn("rank", F.row_number().over(order))
+        candidates.withColumn("_copy", F.row_number().over(first_source))
+        .where(F.col("_copy") == 1)
+        .withColumn("rank", F.row_number().over(order))
         .where(F.col("rank") <= top_n)
         .join(descriptions, "stock_code", "left")
         .select(

@@ -152,6 +152,7 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
         lakehouse.read(GOLD_CUSTOMER_RFM, version=versions[GOLD_CUSTOMER_RFM]),
         lakehouse.read(GOLD_CUSTOMER_BEHAVIOR, version=versions[GOLD_CUSTOMER_BEHAVIOR]),
     ).persist(StorageLevel.MEMORY_AND_DISK)
+    cached = [input_df]
     try:
         feature_model = fit_features(input_df, params.features)
         # Every candidate reads the same prepared features: compute them once.
@@ -164,6 +165,7 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
             .sortWithinPartitions("customer_id")  # same rows, same order: seeded fits repeat
             .persist(StorageLevel.MEMORY_AND_DISK)
         )
+        cached.append(features_df)
         customers = features_df.count()
         if customers < max(10, 3 * params.k_max):
             raise ConfigError(
@@ -172,6 +174,8 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
                 "k_max or load more data"
             )
         truth_df = read_truth(spark, config.truth_path).cache() if config.truth_path else None
+        if truth_df is not None:
+            cached.append(truth_df)
         commit = git_commit(config.git_commit)
         tags = {
             ROLE_TAG: "sweep",
@@ -208,8 +212,9 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
             model_uri = _log_winner_model(
                 spark, feature_model, models[winner.name], winner, features_df, input_columns
             )
-            mlflow.set_tags({WINNER_TAG: winner.run_id, MODEL_URI_TAG: model_uri})
-            mlflow.set_tags({"winner": winner.name})
+            mlflow.set_tags(
+                {WINNER_TAG: winner.run_id, MODEL_URI_TAG: model_uri, "winner": winner.name}
+            )
             mlflow.log_metrics(
                 {
                     "best_silhouette": winner.silhouette,
@@ -220,11 +225,9 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
             if winner.adjusted_rand_index is not None:
                 mlflow.log_metric("winner_adjusted_rand_index", winner.adjusted_rand_index)
             _log_sweep_artifacts(results, winner)
-        if truth_df is not None:
-            truth_df.unpersist()
-        features_df.unpersist()
     finally:
-        input_df.unpersist()
+        for df in cached:
+            df.unpersist()
     return SweepOutcome(
         parent.info.run_id, key, tuple(results), winner, time.perf_counter() - start
     )

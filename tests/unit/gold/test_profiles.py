@@ -70,10 +70,10 @@ def _persona_rows() -> list[tuple]:
     # (6 x 10 + 20) / 7 = 11.43, unit value (6 x 2 + 1) / 7 = 1.86; so segment 4 has indexes
     # 1.75 and 0.54. Counting segment 7's null in the weights would give 0.62: no bargain.
     return [
-        (0, 10, 4.5, 4.2, 4.8, 300.0, 10.0, 2.0, "VIP"),
+        (0, 10, 4.5, 4.8, 4.9, 300.0, 10.0, 2.0, "VIP"),
         (1, 10, 1.2, 3.5, 3.0, 400.0, 10.0, 2.0, "Churned"),  # also frequent: order wins
         (2, 10, 1.75, 2.0, 2.0, 200.0, 10.0, 2.0, "Slipping Away"),  # boundary: not Churned
-        (3, 10, 4.8, 1.0, 1.5, 60.0, 10.0, 2.0, "New"),  # boundary: tenure exactly 60
+        (3, 10, 4.8, 1.0, 1.5, 90.0, 10.0, 2.0, "New"),  # boundary: tenure exactly 90
         (4, 10, 3.0, 2.0, 3.0, 200.0, 20.0, 1.0, "Bargain Hunter"),
         (5, 10, 3.2, 3.4, 3.5, 250.0, 10.0, 2.0, "Loyal"),
         (6, 10, 3.0, 2.0, 2.0, 100.0, 10.0, 2.0, "Occasional"),
@@ -100,7 +100,7 @@ def test_with_persona_takes_thresholds_and_segments_may_share_a_persona(spark):
         .select("segment_id", "persona")
         .collect()
     }
-    assert actual[0] == "Loyal"  # VIP needs R >= 5 now, but F 4.2 is still loyal
+    assert actual[0] == "Loyal"  # VIP needs R >= 5 now, but F 4.8 is still loyal
     assert actual[5] == "Occasional"  # F 3.4 < 3.5
     assert actual[3] == "New"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import replace
 
 import pytest
 from chispa import assert_df_equality
@@ -52,7 +53,14 @@ def test_purchase_matrix_sums_sale_units_before_as_of(spark):
 
 def test_als_params_defaults():
     assert AlsParams() == AlsParams(
-        rank=10, max_iter=10, reg_param=0.1, alpha=1.0, top_n=5, seed=42, num_blocks=10
+        rank=10,
+        max_iter=10,
+        reg_param=0.1,
+        alpha=1.0,
+        top_n=5,
+        seed=42,
+        num_blocks=0,
+        max_candidates=100,
     )
 
 
@@ -63,7 +71,12 @@ def test_als_params_defaults():
         ("rank", 2.5, "parameter rank=2.5 of AlsParams: expected an integer >= 1"),
         ("max_iter", True, "parameter max_iter=True of AlsParams: expected an integer >= 1"),
         ("seed", "42", "parameter seed='42' of AlsParams: expected an integer"),
-        ("num_blocks", 0, "parameter num_blocks=0 of AlsParams: expected an integer >= 1"),
+        ("num_blocks", -1, "parameter num_blocks=-1 of AlsParams: expected an integer >= 0"),
+        (
+            "max_candidates",
+            -1,
+            "parameter max_candidates=-1 of AlsParams: expected an integer >= 0",
+        ),
         ("reg_param", -0.1, "parameter reg_param=-0.1 of AlsParams: expected a finite number"),
         ("alpha", float("nan"), "parameter alpha=nan of AlsParams: expected a finite number"),
         ("alpha", None, "parameter alpha=None of AlsParams: expected a finite number >= 0"),
@@ -192,6 +205,24 @@ def test_customer_without_purchases_gets_popular_products(spark, world):
     )
     actual = recs_df.where("customer_id = 'c0'")
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_buyer_short_of_als_candidates_is_completed_from_popular_products(spark, world):
+    purchases_df, customers_df, products_df, _ = world
+    # ALS asked for top_n = 2 items only: for c1 both may be products c1 already bought
+    params = replace(TEST_PARAMS, top_n=2, max_candidates=0)
+    recs_df = recommend.recommend_products(purchases_df, customers_df, products_df, params)
+    actual = recs_df.groupBy("customer_id").agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count_distinct("stock_code").alias("products"),
+    )
+    expected = spark.createDataFrame(
+        [(c, 2, 2) for c in ("c0", "c1", "c2", "c3", "c4", "c5", "c6")],
+        "customer_id string, rows long, products long",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    bought_df = recs_df.join(purchases_df, ["customer_id", "stock_code"], "left_semi")
+    assert bought_df.isEmpty()
 
 
 def test_same_input_and_seed_give_the_same_rows(world):

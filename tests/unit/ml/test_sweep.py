@@ -1,0 +1,88 @@
+"""Naming a sweep by its input and parameters; reading known profiles; task parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from retail_segmentation.common.errors import ConfigError
+from retail_segmentation.ml import tasks
+from retail_segmentation.ml.clustering import SweepParams
+from retail_segmentation.ml.features import FeatureSpec
+from retail_segmentation.ml.sweep import gold_versions_tag, read_truth, sweep_key
+
+VERSIONS = {"gold_customer_rfm": 3, "gold_customer_behavior": 2}
+
+
+def test_gold_versions_tag_names_each_table_and_version():
+    assert gold_versions_tag(VERSIONS) == "gold_customer_rfm@v3,gold_customer_behavior@v2"
+
+
+def test_sweep_key_changes_with_the_data_and_the_parameters_only():
+    key = sweep_key(VERSIONS, SweepParams())
+    assert key.startswith("sweep:gold_customer_rfm@v3,gold_customer_behavior@v2:")
+    assert sweep_key(dict(VERSIONS), SweepParams()) == key  # same input, same name
+    assert sweep_key({**VERSIONS, "gold_customer_rfm": 4}, SweepParams()) != key
+    assert sweep_key(VERSIONS, SweepParams(k_max=6)) != key
+    assert sweep_key(VERSIONS, SweepParams(features=FeatureSpec("rfm", 2))) != key
+
+
+def test_read_truth_needs_customer_and_profile_columns(spark, tmp_path):
+    good = tmp_path / "truth.csv"
+    good.write_text("customer_id,profile,extra\n12346,VIP,x\n12347,churned,y\n")
+    rows = sorted(tuple(r) for r in read_truth(spark, str(good)).collect())
+    assert rows == [("12346", "VIP"), ("12347", "churned")]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer,segment\n1,a\n")
+    with pytest.raises(ConfigError, match=r"bad\.csv lacks column\(s\) customer_id, profile"):
+        read_truth(spark, str(bad))
+
+
+def test_sweep_parameters_flow_from_the_command_line_into_the_config(tmp_path):
+    config = tasks.parse_sweep_args(
+        [
+            "--k-range",
+            "3..5",
+            "--algorithms",
+            "gmm",
+            "--feature-set",
+            "rfm_behavior",
+            "--pca-components",
+            "2",
+            "--seed",
+            "7",
+            "--min-cluster-share",
+            "0.05",
+            "--parallelism",
+            "2",
+            "--lakehouse-dir",
+            str(tmp_path),
+        ]
+    )
+    assert config.params == SweepParams(
+        algorithms=("gmm",),
+        k_min=3,
+        k_max=5,
+        seed=7,
+        min_cluster_share=0.05,
+        features=FeatureSpec("rfm_behavior", 2),
+    )
+    assert config.parallelism == 2
+    assert config.truth_path is None
+    assert config.mlflow.tracking_uri == f"sqlite:///{tmp_path.absolute()}/mlflow/mlflow.db"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--k-range", "2-8"], r"k_range='2-8' is not a range: expected LOW\.\.HIGH"),
+        (["--k-range", "5..3"], r"k_min=5, k_max=3 are not a valid range"),
+        (["--algorithms", "dbscan"], r"algorithms='dbscan' is not valid"),
+        (["--pca-components", "9"], r"pca_components=9 is out of range"),
+        (["--parallelism", "0"], r"parallelism=0 is out of range"),
+        (["--schema", "retail; DROP"], r"schema='retail; DROP' is not a valid name"),
+    ],
+)
+def test_bad_sweep_parameters_are_named(argv, message):
+    with pytest.raises(ConfigError, match=message):
+        tasks.parse_sweep_args(argv)

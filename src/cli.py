@@ -61,36 +61,36 @@ def _default_landing(lakehouse_dir: str, rows: int, seed: int) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from retail_segmentation.bronze import task as bronze
+    """The bundle's job graph (resources/*.job.yml), run locally by the runner."""
+    from retail_segmentation import runner
     from retail_segmentation.common.spark import get_spark
     from retail_segmentation.common.tables import Lakehouse
-    from retail_segmentation.gold import task as gold
-    from retail_segmentation.ml import tasks as ml
-    from retail_segmentation.silver import task as silver
 
     landing = args.landing_path or _default_landing(args.lakehouse_dir, args.rows, args.seed)
-    common = ["--schema", args.schema, "--lakehouse-dir", args.lakehouse_dir]
-    bronze_argv = ["--landing-path", landing, "--encoding", args.encoding, *common]
-    if args.column_mapping:
-        bronze_argv += ["--column-mapping", args.column_mapping]
-    sweep_argv = [*common, "--k-range", args.k_range]
+    root = runner.bundle_root()
+    variables = runner.bundle_variables(root / "databricks.yml")
+    variables.update(
+        catalog=args.catalog,
+        schema=args.schema,
+        landing_path=landing,
+        encoding=args.encoding,
+        column_mapping=args.column_mapping,
+        experiment_name=args.experiment_name,
+    )
+    graph = runner.load_job(root / "resources")
+    parameters = {**graph.parameters, "as_of_date": args.as_of_date, "k_range": args.k_range}
+    task_args = {}
     if not args.landing_path:  # generated data: the true profiles are known
         truth = _default_folder(args.lakehouse_dir, args.rows, args.seed) / "truth"
-        sweep_argv += ["--truth-path", str(truth / "customer_profiles.csv")]
-    for name, entry, argv in (
-        ("bronze", bronze.main, bronze_argv),
-        ("silver", silver.main, common),
-        ("gold", gold.main, [*common, "--as-of-date", args.as_of_date]),
-        ("sweep", ml.sweep_main, sweep_argv),
-        ("register", ml.register_main, common),
-        ("score", ml.score_main, common),
-        ("recommend", ml.recommend_main, common),
-        ("offers", ml.offers_main, common),
-    ):
-        start = time.perf_counter()
-        print(f"[{name}] running ...")
-        entry(argv)
-        print(f"[{name}] done in {time.perf_counter() - start:.1f}s")
+        task_args["sweep"] = ["--truth-path", str(truth / "customer_profiles.csv")]
+    runner.run_job(
+        graph,
+        variables,
+        parameters,
+        ["--lakehouse-dir", args.lakehouse_dir],
+        from_task=args.from_task,
+        task_args=task_args,
+    )
 
     spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
     lakehouse = Lakehouse.attach(spark, table_config_from_args(args))
@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--k-range", default="2..8", help="LOW..HIGH k the sweep tries (default: 2..8)"
     )
+    run.add_argument(
+        "--experiment-name",
+        default="retail_segmentation",
+        help="MLflow experiment in the local store (default: retail_segmentation)",
+    )
+    run.add_argument("--from-task", help="start again from this task of the job (e.g. sweep)")
     run.add_argument(
         "--encoding", default="UTF-8", help="encoding of the CSV files (default: UTF-8)"
     )

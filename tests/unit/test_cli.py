@@ -17,9 +17,11 @@ def test_missing_landing_folder_is_one_sentence(spark, tmp_path, capsys):
     )
     assert code == 2
     err = capsys.readouterr().err
-    assert (
-        err.strip()
-        == f"error: parameter landing_path='{tmp_path / 'nowhere'}': no such folder or file"
+    # one sentence naming the task, the parameter, what was not run and how to restart
+    assert err.strip() == (
+        "error: task 'bronze' (retail-seg-bronze) failed: parameter "
+        f"landing_path='{tmp_path / 'nowhere'}': no such folder or file; not run: silver, gold, "
+        "sweep, register, score, recommend, offers. Fix it and run again with --from-task bronze"
     )
 
 

@@ -1,0 +1,245 @@
+"""`retail-seg-local-job`: run the bundle's job graph on a laptop, from the same YAML.
+
+Reads `resources/*.job.yml`, resolves `${var.*}` from `databricks.yml` (its variable
+defaults, then `--var name=value`) and `{{job.parameters.*}}` from the job's parameters
+(then `--param name=value`), and calls each task's entry point (the wheel's console script)
+in dependency order in this process. Locally every task also gets `--lakehouse-dir`.
+A failed task stops the tasks that depend on it; `--from-task` starts again from one task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import yaml
+
+from retail_segmentation.common.errors import ConfigError, RetailSegError
+
+_VARIABLE = re.compile(r"\$\{var\.([A-Za-z_][A-Za-z0-9_]*)\}")
+_JOB_PARAMETER = re.compile(r"\{\{\s*job\.parameters\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# Bundle substitutions with no meaning on a laptop, and what they become there.
+LOCAL_SUBSTITUTIONS = {
+    "${bundle.git.commit}": "",
+    "${workspace.current_user.userName}": "local",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of the job: its key, entry point, parameters (unresolved) and dependencies."""
+
+    key: str
+    package: str
+    entry_point: str
+    parameters: tuple[str, ...]
+    depends_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobGraph:
+    """A job read from YAML: its tasks in dependency order and its parameter defaults."""
+
+    name: str
+    tasks: tuple[Task, ...]
+    parameters: Mapping[str, str]
+
+
+def load_yaml(path: Path) -> dict:
+    """A YAML file as a dict, or a ConfigError naming the file."""
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} is not a YAML mapping")
+    return loaded
+
+
+def bundle_variables(bundle_file: Path) -> dict[str, str]:
+    """The default of every variable declared in databricks.yml."""
+    declared = load_yaml(bundle_file).get("variables") or {}
+    return {name: str(spec.get("default", "")) for name, spec in declared.items()}
+
+
+def load_job(resources_dir: Path, job: str | None = None) -> JobGraph:
+    """The job in resources/*.job.yml (the only one, or the one named), tasks in order."""
+    jobs: dict[str, dict] = {}
+    for path in sorted(resources_dir.glob("*.job.yml")):
+        for name, spec in ((load_yaml(path).get("resources") or {}).get("jobs") or {}).items():
+            jobs[name] = spec
+    if not jobs:
+        raise ConfigError(f"no job found in {resources_dir}/*.job.yml")
+    if job is None and len(jobs) > 1:
+        raise ConfigError(f"several jobs in {resources_dir}: name one of {', '.join(jobs)}")
+    name = job or next(iter(jobs))
+    if name not in jobs:
+        raise ConfigError(
+            f"job {name!r} not found in {resources_dir}: expected one of {list(jobs)}"
+        )
+    spec = jobs[name]
+    tasks = []
+    for raw in spec.get("tasks") or []:
+        wheel = raw.get("python_wheel_task")
+        if wheel is None:
+            raise ConfigError(
+                f"task {raw.get('task_key')!r} of job {name} is not a python_wheel_task"
+            )
+        tasks.append(
+            Task(
+                key=raw["task_key"],
+                package=wheel["package_name"],
+                entry_point=wheel["entry_point"],
+                parameters=tuple(str(p) for p in wheel.get("parameters") or ()),
+                depends_on=tuple(d["task_key"] for d in raw.get("depends_on") or ()),
+            )
+        )
+    parameters = {p["name"]: str(p.get("default", "")) for p in spec.get("parameters") or ()}
+    return JobGraph(name, dependency_order(tasks), parameters)
+
+
+def dependency_order(tasks: Sequence[Task]) -> tuple[Task, ...]:
+    """Tasks so that each comes after those it depends on (YAML order among equals)."""
+    by_key = {t.key: t for t in tasks}
+    for task in tasks:
+        unknown = [d for d in task.depends_on if d not in by_key]
+        if unknown:
+            raise ConfigError(f"task {task.key!r} depends on unknown task(s) {unknown}")
+    ordered: list[Task] = []
+    done: set[str] = set()
+    while len(ordered) < len(tasks):
+        ready = [t for t in tasks if t.key not in done and set(t.depends_on) <= done]
+        if not ready:
+            cycle = sorted(t.key for t in tasks if t.key not in done)
+            raise ConfigError(f"tasks {cycle} depend on each other in a cycle")
+        ordered.append(ready[0])
+        done.add(ready[0].key)
+    return tuple(ordered)
+
+
+def resolve(value: str, variables: Mapping[str, str], parameters: Mapping[str, str]) -> str:
+    """Substitute `${var.x}` and `{{job.parameters.x}}` (repeatedly: defaults may nest)."""
+    for _ in range(10):
+        before = value
+        for token, local in LOCAL_SUBSTITUTIONS.items():
+            value = value.replace(token, local)
+
+        def variable(match: re.Match) -> str:
+            if match.group(1) not in variables:
+                raise ConfigError(f"variable {match.group(1)!r} is not declared in databricks.yml")
+            return variables[match.group(1)]
+
+        def parameter(match: re.Match) -> str:
+            if match.group(1) not in parameters:
+                raise ConfigError(f"job parameter {match.group(1)!r} is not declared in the job")
+            return parameters[match.group(1)]
+
+        value = _JOB_PARAMETER.sub(parameter, _VARIABLE.sub(variable, value))
+        if value == before:
+            return value
+    raise ConfigError(f"substitutions in {value!r} do not settle")
+
+
+def entry_point_function(package: str, name: str) -> Callable[[list[str]], object]:
+    """The console script `name` of the installed package (as python_wheel_task finds it)."""
+    matches = [
+        ep
+        for ep in entry_points(group="console_scripts", name=name)
+        if ep.value.split(".", 1)[0] == package
+    ]
+    if not matches:
+        raise ConfigError(f"entry point {name!r} not found in the installed {package} package")
+    return matches[0].load()
+
+
+def task_argv(task: Task, variables: Mapping[str, str], parameters: Mapping[str, str]) -> list[str]:
+    """A task's resolved command-line parameters."""
+    return [resolve(p, variables, parameters) for p in task.parameters]
+
+
+class TaskFailedError(RetailSegError):
+    """A task of the local job failed; its dependents did not run."""
+
+
+def run_job(
+    graph: JobGraph,
+    variables: Mapping[str, str],
+    parameters: Mapping[str, str],
+    local_args: Sequence[str] = (),
+    from_task: str | None = None,
+    task_args: Mapping[str, Sequence[str]] | None = None,
+    announce: Callable[[str], None] = print,
+) -> dict[str, float]:
+    """Run every task (from `from_task` on) in order; returns seconds per task.
+
+    `local_args` go to every task (e.g. --lakehouse-dir), `task_args` to one task by key
+    (e.g. the sweep's --truth-path on generated data)."""
+    keys = [t.key for t in graph.tasks]
+    if from_task is not None and from_task not in keys:
+        raise ConfigError(f"--from-task {from_task!r} is not a task of {graph.name}: {keys}")
+    tasks = graph.tasks[keys.index(from_task) :] if from_task else graph.tasks
+    resolved = {k: resolve(v, variables, {}) for k, v in parameters.items()}
+    timings: dict[str, float] = {}
+    for task in tasks:
+        extra = (task_args or {}).get(task.key, ())
+        argv = [*task_argv(task, variables, resolved), *local_args, *extra]
+        function = entry_point_function(task.package, task.entry_point)
+        announce(f"[{task.key}] {task.entry_point} ...")
+        start = time.perf_counter()
+        try:
+            function(argv)
+        except Exception as exc:
+            skipped = [t.key for t in tasks[tasks.index(task) + 1 :]]
+            raise TaskFailedError(
+                f"task {task.key!r} ({task.entry_point}) failed: {exc}; not run: "
+                f"{', '.join(skipped) or 'none'}. Fix it and run again with --from-task {task.key}"
+            ) from exc
+        timings[task.key] = time.perf_counter() - start
+        announce(f"[{task.key}] done in {timings[task.key]:.1f}s")
+    return timings
+
+
+def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep:
+            raise ConfigError(f"{option} {value!r}: expected name=value")
+        pairs[name] = setting
+    return pairs
+
+
+def bundle_root() -> Path:
+    """The checkout holding databricks.yml and resources/: the one the package (src/) was
+    installed from in editable mode, else the current folder."""
+    for candidate in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (candidate / "databricks.yml").is_file():
+            return candidate
+    raise ConfigError(
+        "databricks.yml not found next to the package or in the current folder: run from the "
+        "project checkout"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the bundle's job locally."""
+    parser = argparse.ArgumentParser(prog="retail-seg-local-job", description=__doc__)
+    parser.add_argument("--bundle-root", help="folder of databricks.yml (default: the checkout)")
+    parser.add_argument("--job", help="job name (default: the only job)")
+    parser.add_argument("--var", action="append", default=[], help="name=value, as the CLI's --var")
+    parser.add_argument("--param", action="append", default=[], help="job parameter name=value")
+    parser.add_argument("--from-task", help="start again from this task")
+    parser.add_argument("--lakehouse-dir", default=".lakehouse", help="default: .lakehouse")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    root = Path(args.bundle_root) if args.bundle_root else bundle_root()
+    variables = {**bundle_variables(root / "databricks.yml"), **_pairs(args.var, "--var")}
+    graph = load_job(root / "resources", args.job)
+    parameters = {**graph.parameters, **_pairs(args.param, "--param")}
+    run_job(graph, variables, parameters, ["--lakehouse-dir", args.lakehouse_dir], args.from_task)

@@ -1,0 +1,90 @@
+"""The local runner: job YAML -> tasks in dependency order, substitutions, failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from retail_segmentation import runner
+from retail_segmentation.common.errors import ConfigError
+
+JOB_YAML = """
+resources:
+  jobs:
+    demo:
+      parameters:
+        - name: day
+          default: ${var.day}
+      tasks:
+        - task_key: c
+          depends_on: [{task_key: a}, {task_key: b}]
+          python_wheel_task:
+            {package_name: pkg, entry_point: run-c, parameters: ["--x", "{{job.parameters.day}}"]}
+        - task_key: a
+          python_wheel_task:
+            {package_name: pkg, entry_point: run-a, parameters: ["--where", "${var.place}"]}
+        - task_key: b
+          depends_on: [{task_key: a}]
+          python_wheel_task: {package_name: pkg, entry_point: run-b}
+"""
+
+
+@pytest.fixture
+def graph(tmp_path):
+    (tmp_path / "demo.job.yml").write_text(JOB_YAML)
+    return runner.load_job(tmp_path)
+
+
+def test_tasks_come_in_dependency_order(graph):
+    assert [t.key for t in graph.tasks] == ["a", "b", "c"]
+    assert graph.parameters == {"day": "${var.day}"}
+
+
+def test_substitutions_resolve_variables_job_parameters_and_nesting():
+    variables = {"root": "/data", "landing": "${var.root}/landing"}
+    assert runner.resolve("${var.landing}/x", variables, {}) == "/data/landing/x"
+    assert runner.resolve("{{ job.parameters.day }}", {}, {"day": "2011-12-10"}) == "2011-12-10"
+    assert runner.resolve("${bundle.git.commit}", {}, {}) == ""
+    with pytest.raises(ConfigError, match="variable 'nope' is not declared"):
+        runner.resolve("${var.nope}", variables, {})
+
+
+def test_a_cycle_and_an_unknown_dependency_are_named(tmp_path):
+    (tmp_path / "x.job.yml").write_text(
+        JOB_YAML.replace("depends_on: [{task_key: a}]\n", "depends_on: [{task_key: c}]\n").replace(
+            "- task_key: a\n", "- task_key: a\n          depends_on: [{task_key: b}]\n"
+        )
+    )
+    with pytest.raises(ConfigError, match=r"in a cycle"):
+        runner.load_job(tmp_path)
+
+
+def test_a_failed_task_stops_its_dependents_and_names_the_restart(graph, monkeypatch):
+    calls = []
+
+    def fake(package, name):
+        def run(argv):
+            calls.append((name, argv))
+            if name == "run-b":
+                raise ValueError("boom")
+
+        return run
+
+    monkeypatch.setattr(runner, "entry_point_function", fake)
+    variables = {"day": "2011-12-10", "place": "here"}
+    with pytest.raises(
+        runner.TaskFailedError, match=r"task 'b' \(run-b\) failed: boom; not run: c.*--from-task b"
+    ):
+        runner.run_job(graph, variables, graph.parameters, ["--local"], announce=lambda _: None)
+    assert calls == [("run-a", ["--where", "here", "--local"]), ("run-b", ["--local"])]
+
+    calls.clear()
+    monkeypatch.setattr(
+        runner, "entry_point_function", lambda p, n: lambda argv: calls.append((n, argv))
+    )
+    timings = runner.run_job(
+        graph, variables, graph.parameters, from_task="b", announce=lambda _: None
+    )
+    assert list(timings) == ["b", "c"]
+    assert calls == [("run-b", []), ("run-c", ["--x", "2011-12-10"])]
+    with pytest.raises(ConfigError, match="--from-task 'z' is not a task of demo"):
+        runner.run_job(graph, variables, graph.parameters, from_task="z")

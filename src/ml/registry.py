@@ -22,10 +22,10 @@ from retail_segmentation.ml.features import customer_features_input
 from retail_segmentation.ml.sweep import (
     GOLD_VERSIONS_TAG,
     MODEL_URI_TAG,
-    ROLE_TAG,
     WINNER_TAG,
     gold_versions,
     gold_versions_tag,
+    latest_finished_sweep,
 )
 from retail_segmentation.ml.tracking import MlflowConfig
 
@@ -83,24 +83,13 @@ def model_silhouette(model_uri: str, input_df: DataFrame) -> float:
 
 def latest_sweep(experiment_id: str, versions_tag: str):  # -> mlflow Run
     """The latest finished sweep parent run on these gold versions."""
-    import mlflow
-
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=(
-            f"tags.`{ROLE_TAG}` = 'sweep' AND tags.`{GOLD_VERSIONS_TAG}` = '{versions_tag}' "
-            "AND attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        output_format="list",
-    )
-    runs = [run for run in runs if WINNER_TAG in run.data.tags]
-    if not runs:
+    sweep = latest_finished_sweep(experiment_id, GOLD_VERSIONS_TAG, versions_tag)
+    if sweep is None:
         raise ConfigError(
             f"no finished sweep on {versions_tag} in the MLflow experiment: run the sweep task "
             "first"
         )
-    return runs[0]
+    return sweep
 
 
 def register_winner(

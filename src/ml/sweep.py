@@ -116,21 +116,21 @@ def read_truth(spark: SparkSession, path: str) -> DataFrame:
     return truth_df.select("customer_id", "profile")
 
 
-def find_finished_sweep(experiment_id: str, key: str):  # -> mlflow Run | None
-    """The latest finished parent run with this sweep key, if any."""
+def latest_finished_sweep(experiment_id: str, tag: str, value: str):  # -> mlflow Run | None
+    """The latest finished sweep parent run whose `tag` equals `value` (the sweep key, or the
+    gold versions), with its winner recorded; None if there is none."""
     import mlflow
 
     runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
         filter_string=(
-            f"tags.`{ROLE_TAG}` = 'sweep' AND tags.`{SWEEP_KEY_TAG}` = '{key}' "
+            f"tags.`{ROLE_TAG}` = 'sweep' AND tags.`{tag}` = '{value}' "
             "AND attributes.status = 'FINISHED'"
         ),
         order_by=["attributes.start_time DESC"],
-        max_results=1,
         output_format="list",
     )
-    return runs[0] if runs and WINNER_TAG in runs[0].data.tags else None
+    return next((run for run in runs if WINNER_TAG in run.data.tags), None)
 
 
 def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) -> SweepOutcome:
@@ -143,7 +143,7 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
     client = mlflow.MlflowClient()
     versions = gold_versions(lakehouse)
     key = sweep_key(versions, params)
-    previous = find_finished_sweep(experiment_id, key)
+    previous = latest_finished_sweep(experiment_id, SWEEP_KEY_TAG, key)
     if previous is not None:
         return _reused(previous, key, start)
 

@@ -63,9 +63,17 @@ def load_yaml(path: Path) -> dict:
 
 
 def bundle_variables(bundle_file: Path) -> dict[str, str]:
-    """The default of every variable declared in databricks.yml."""
+    """The default of every string variable declared in databricks.yml.
+
+    Complex variables (lists, maps) and workspace lookups only configure the deployed job
+    (notifications, the dashboard's warehouse), never a task's parameters, so they are left out.
+    """
     declared = load_yaml(bundle_file).get("variables") or {}
-    return {name: str(spec.get("default", "")) for name, spec in declared.items()}
+    return {
+        name: str(spec.get("default", ""))
+        for name, spec in declared.items()
+        if spec.get("type") != "complex" and "lookup" not in spec
+    }
 
 
 def load_job(resources_dir: Path, job: str | None = None) -> JobGraph:

@@ -48,6 +48,19 @@ def test_substitutions_resolve_variables_job_parameters_and_nesting():
         runner.resolve("${var.nope}", variables, {})
 
 
+def test_bundle_variables_are_the_string_defaults(tmp_path):
+    bundle = tmp_path / "databricks.yml"
+    bundle.write_text(
+        "variables:\n"
+        "  schema: {default: retail}\n"
+        "  as_of_date: {default: ''}\n"
+        "  k: {default: 3}\n"
+        "  emails: {type: complex, default: [a@example.com]}\n"
+        "  warehouse_id: {lookup: {warehouse: Starter}}\n"
+    )
+    assert runner.bundle_variables(bundle) == {"schema": "retail", "as_of_date": "", "k": "3"}
+
+
 def test_a_cycle_and_an_unknown_dependency_are_named(tmp_path):
     (tmp_path / "x.job.yml").write_text(
         JOB_YAML.replace("depends_on: [{task_key: a}]\n", "depends_on: [{task_key: c}]\n").replace(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from retail_segmentation.common.config import TableConfig
@@ -31,3 +34,36 @@ def lakehouse(spark, tmp_path) -> Lakehouse:
     return Lakehouse.attach(
         spark, TableConfig(schema=schema, lakehouse_dir=str(tmp_path / "lakehouse"))
     )
+
+
+DASHBOARD = Path(__file__).resolve().parents[1] / "resources" / "customer_segments.lvdash.json"
+
+
+def _widget_sql(dataset_sql: str, query: dict) -> str:
+    """The SQL the dashboard runs for one widget query: its fields over its dataset, grouped by
+    the plain fields when the query aggregates."""
+    fields = query["fields"]
+    select = ", ".join(f"{f['expression']} AS `{f['name']}`" for f in fields)
+    sql = f"SELECT {select} FROM ({dataset_sql}) AS dataset"
+    plain = [f["expression"] for f in fields if "(" not in f["expression"]]
+    if not query["disaggregated"] and len(plain) < len(fields) and plain:
+        sql += " GROUP BY " + ", ".join(plain)
+    return sql
+
+
+@pytest.fixture(scope="session")
+def dashboard() -> dict:
+    """The AI/BI dashboard the bundle deploys (resources/customer_segments.lvdash.json)."""
+    return json.loads(DASHBOARD.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def dashboard_queries(dashboard) -> dict[str, str]:
+    """widget name -> the Spark SQL of its query, for every widget that queries data."""
+    datasets = {d["name"]: "".join(d["queryLines"]) for d in dashboard["datasets"]}
+    return {
+        item["widget"]["name"]: _widget_sql(datasets[q["query"]["datasetName"]], q["query"])
+        for page in dashboard["pages"]
+        for item in page["layout"]
+        for q in item["widget"].get("queries", [])
+    }

@@ -34,7 +34,9 @@ ML_TABLES = (
 )
 
 
-def test_raw_data_to_offers_then_a_rerun_changes_nothing(spark, tmp_path, capsys):
+def test_raw_data_to_offers_then_a_rerun_changes_nothing(
+    spark, tmp_path, capsys, dashboard_queries
+):
     tables = TableConfig(schema="it_offers", lakehouse_dir=str(tmp_path / "lakehouse"))
     argv = ["run", "--rows", "20000", "--seed", "7", "--k-range", "2..4"]
     argv += ["--schema", tables.schema, "--lakehouse-dir", tables.lakehouse_dir]
@@ -88,6 +90,16 @@ def test_raw_data_to_offers_then_a_rerun_changes_nothing(spark, tmp_path, capsys
     assert lakehouse.read(GOLD_SEGMENT_HISTORY).count() == customers.count()
     profiles = lakehouse.read(GOLD_SEGMENT_PROFILES)
     assert profiles.agg(F.sum("customers")).first()[0] == customers.count()
+
+    # the dashboard's widgets run on these tables (the bundle sets catalog and schema)
+    spark.catalog.setCurrentDatabase(tables.schema)
+    try:
+        shown = {w: spark.sql(sql).collect() for w, sql in dashboard_queries.items()}
+    finally:
+        spark.catalog.setCurrentDatabase("default")
+    assert all(shown.values()), [w for w, rows in shown.items() if not rows]
+    assert shown["customers_counter"][0][0] == customers.count()
+    assert shown["offers_counter"][0][0] == customers.count()
 
     # second run on unchanged data: no new sweep, no new version, no table rewritten
     versions = {t: lakehouse.version(t) for t in ML_TABLES}

@@ -4,6 +4,8 @@ retail-seg run                      # embedded default data -> bronze -> silver 
 retail-seg run --landing-path DIR   # your own CSV files
 retail-seg generate --rows 1000000 --out DIR
 retail-seg sql "SELECT * FROM retail.pipeline_ledger"
+retail-seg upload data/*.csv        # into the deployed landing volume (databricks-sdk)
+retail-seg run-job --param as_of_date=2011-12-10   # trigger the deployed job, follow it
 """
 
 from __future__ import annotations
@@ -137,6 +139,134 @@ def _benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upload(args: argparse.Namespace) -> int:
+    from retail_segmentation.deploy.upload import resolve_target, upload_files
+    from retail_segmentation.deploy.workspace import connect
+
+    target = resolve_target(
+        args.volume_path, catalog=args.catalog, schema=args.schema, volume=args.volume
+    )
+    upload_files(connect(args.profile), args.paths, target, overwrite=args.overwrite)
+    return 0
+
+
+def _run_job(args: argparse.Namespace) -> int:
+    from retail_segmentation.deploy import defaults, follow
+    from retail_segmentation.deploy.workspace import connect
+
+    parameters = follow.parse_parameters(args.param)
+    try:
+        outcome = follow.run_job(
+            connect(args.profile),
+            job_id=args.job_id,
+            job_name=args.job_name,
+            parameters=parameters,
+            poll_seconds=args.poll_seconds,
+            timeout_minutes=args.timeout_minutes,
+        )
+    except follow.RunTimeoutError as exc:
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return defaults.EXIT_TIMED_OUT
+    return outcome.exit_code
+
+
+def _add_deploy_parsers(sub: argparse._SubParsersAction) -> None:
+    """`upload` and `run-job`: the deployed bundle, reached with the databricks-sdk."""
+    from retail_segmentation.deploy import defaults
+
+    auth = (
+        "Authentication: --profile NAME from ~/.databrickscfg, else the DATABRICKS_HOST and "
+        "DATABRICKS_TOKEN environment variables (or any other databricks-sdk unified auth)."
+    )
+    up = sub.add_parser(
+        "upload",
+        help="upload local CSV files into the landing volume of the deployed bundle",
+        description="Upload local raw files into a Unity Catalog volume, where the bundle's "
+        "bronze task ingests them. Files already there with the same size are skipped.",
+        epilog=auth,
+    )
+    up.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help=f"files or folders (searched recursively) of {', '.join(defaults.LANDING_SUFFIXES)}",
+    )
+    up.add_argument(
+        "--volume-path",
+        metavar="PATH",
+        help="/Volumes/<catalog>/<schema>/<volume>[/<folder>] to upload into "
+        "(default: built from --catalog, --schema and --volume)",
+    )
+    up.add_argument(
+        "--catalog", help=f"catalog of the volume (default: {defaults.DEFAULT_CATALOG})"
+    )
+    up.add_argument(
+        "--schema",
+        help=f"schema of the volume (default: {defaults.DEFAULT_SCHEMA}, the bundle's dev "
+        "target; prod uses retail)",
+    )
+    up.add_argument("--volume", help=f"volume name (default: {defaults.DEFAULT_VOLUME})")
+    up.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files already in the volume (default: skip those of the same size, "
+        "refuse those that differ)",
+    )
+    up.add_argument(
+        "--profile", metavar="NAME", help="~/.databrickscfg profile (default: the environment)"
+    )
+    up.set_defaults(func=_upload)
+
+    run = sub.add_parser(
+        "run-job",
+        help="trigger the deployed job and follow its run to the end",
+        description="Trigger the job `databricks bundle deploy` created and print a line "
+        "whenever one of its tasks changes state, then a summary.",
+        epilog=f"Exit codes: {defaults.EXIT_SUCCESS} success, {defaults.EXIT_FAILED} failed, "
+        f"2 bad input or workspace error, {defaults.EXIT_CANCELED} canceled, "
+        f"{defaults.EXIT_TIMED_OUT} timed out (the run's own timeout or --timeout-minutes), "
+        f"{defaults.EXIT_NOT_RUN} not run (skipped). {auth}",
+    )
+    which = run.add_mutually_exclusive_group()
+    which.add_argument(
+        "--job-id", type=int, metavar="ID", help="id of the job (default: found by --job-name)"
+    )
+    which.add_argument(
+        "--job-name",
+        metavar="NAME",
+        default=defaults.DEFAULT_JOB_NAME,
+        help=f"name of the job; '[dev <user>] NAME' from a development deploy is found too "
+        f"(default: {defaults.DEFAULT_JOB_NAME})",
+    )
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="job parameter for this run, repeatable, e.g. --param as_of_date=2011-12-10 "
+        "--param k_range=2..6 (default: the job's own defaults)",
+    )
+    run.add_argument(
+        "--poll-seconds",
+        type=float,
+        metavar="SECONDS",
+        default=defaults.DEFAULT_POLL_SECONDS,
+        help=f"seconds between two looks at the run (default: {defaults.DEFAULT_POLL_SECONDS:g})",
+    )
+    run.add_argument(
+        "--timeout-minutes",
+        type=float,
+        metavar="MINUTES",
+        help="stop following after this many minutes, leaving the run going (default: no limit)",
+    )
+    run.add_argument(
+        "--profile", metavar="NAME", help="~/.databrickscfg profile (default: the environment)"
+    )
+    run.set_defaults(func=_run_job)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `retail-seg` argument parser."""
     parser = argparse.ArgumentParser(
@@ -212,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--limit", type=int, default=20, help="rows to show (default: 20)")
     sql.add_argument("--truncate", type=int, default=40, help="column width (default: 40)")
     sql.set_defaults(func=_sql)
+
+    _add_deploy_parsers(sub)
     return parser
 
 

@@ -1,0 +1,21 @@
+"""Defaults and exit codes of the deploy commands, importable without the databricks-sdk
+(which takes a second or two to import) so that `retail-seg --help` stays fast."""
+
+# The same files the bronze task picks up (bronze.ingest.CSV_GLOB, kept in step by a test).
+LANDING_SUFFIXES = (".csv", ".CSV", ".csv.gz", ".txt", ".tsv")
+
+# The volume `databricks bundle deploy` creates with the default (dev) target: main.retail_dev.
+DEFAULT_CATALOG = "main"
+DEFAULT_SCHEMA = "retail_dev"
+DEFAULT_VOLUME = "landing"
+
+# The job in resources/retail_segmentation.job.yml; a dev deploy prefixes it "[dev <user>] ".
+DEFAULT_JOB_NAME = "retail_segmentation"
+DEFAULT_POLL_SECONDS = 10.0
+
+# Exit codes of `retail-seg run-job` (2 stays the CLI's code for bad input).
+EXIT_SUCCESS = 0
+EXIT_FAILED = 1
+EXIT_CANCELED = 3
+EXIT_TIMED_OUT = 4
+EXIT_NOT_RUN = 5

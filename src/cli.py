@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
 
     landing = args.landing_path or _default_landing(args.lakehouse_dir, args.rows, args.seed)
     root = runner.bundle_root()
-    variables = runner.bundle_variables(root / "databricks.yml")
+    variables = runner.bundle_substitutions(root)
     variables.update(
         catalog=args.catalog,
         schema=args.schema,
@@ -204,8 +204,8 @@ def _add_deploy_parsers(sub: argparse._SubParsersAction) -> None:
     )
     up.add_argument(
         "--schema",
-        help=f"schema of the volume (default: {defaults.DEFAULT_SCHEMA}, the bundle's dev "
-        "target; prod uses retail)",
+        help=f"schema of the volume (default: {defaults.DEFAULT_SCHEMA}, the prod target's; a dev "
+        "deploy names it dev_<you>_retail, as `databricks bundle summary -t dev` shows)",
     )
     up.add_argument("--volume", help=f"volume name (default: {defaults.DEFAULT_VOLUME})")
     up.add_argument(

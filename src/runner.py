@@ -1,9 +1,11 @@
 """`retail-seg-local-job`: run the bundle's job graph on a laptop, from the same YAML.
 
 Reads `resources/*.job.yml`, resolves `${var.*}` from `databricks.yml` (its variable
-defaults, then `--var name=value`) and `{{job.parameters.*}}` from the job's parameters
-(then `--param name=value`), and calls each task's entry point (the wheel's console script)
-in dependency order in this process. Locally every task also gets `--lakehouse-dir`.
+defaults, then `--var name=value`), `${resources.<kind>.<key>.<field>}` from the resources
+declared in `resources/*.yml` (locally without the `dev_<user>_` prefix development mode adds
+on Databricks) and `{{job.parameters.*}}` from the job's parameters (then `--param name=value`),
+and calls each task's entry point (the wheel's console script) in dependency order in this
+process. Locally every task also gets `--lakehouse-dir`.
 A failed task stops the tasks that depend on it; `--from-task` starts again from one task.
 """
 
@@ -23,6 +25,7 @@ import yaml
 from retail_segmentation.common.errors import ConfigError, RetailSegError
 
 _VARIABLE = re.compile(r"\$\{var\.([A-Za-z_][A-Za-z0-9_]*)\}")
+_REFERENCE = re.compile(r"\$\{(resources\.\w+\.\w+\.\w+)\}")
 _JOB_PARAMETER = re.compile(r"\{\{\s*job\.parameters\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # Bundle substitutions with no meaning on a laptop, and what they become there.
 LOCAL_SUBSTITUTIONS = {
@@ -74,6 +77,26 @@ def bundle_variables(bundle_file: Path) -> dict[str, str]:
         for name, spec in declared.items()
         if spec.get("type") != "complex" and "lookup" not in spec
     }
+
+
+def resource_references(resources_dir: Path) -> dict[str, str]:
+    """`resources.<kind>.<key>.<field>` -> its declared value, for every string field of every
+    resource in resources/*.yml (tasks name their schema, model and experiment this way, so a
+    development deploy's renamed resources reach them)."""
+    references = {}
+    for path in sorted(resources_dir.glob("*.yml")):
+        for kind, items in (load_yaml(path).get("resources") or {}).items():
+            for key, spec in (items or {}).items():
+                for name, value in (spec or {}).items():
+                    if isinstance(value, str):
+                        references[f"resources.{kind}.{key}.{name}"] = value
+    return references
+
+
+def bundle_substitutions(root: Path) -> dict[str, str]:
+    """Everything a task parameter may refer to: the variables of databricks.yml and the
+    fields of the resources under resources/."""
+    return {**bundle_variables(root / "databricks.yml"), **resource_references(root / "resources")}
 
 
 def load_job(resources_dir: Path, job: str | None = None) -> JobGraph:
@@ -132,7 +155,9 @@ def dependency_order(tasks: Sequence[Task]) -> tuple[Task, ...]:
 
 
 def resolve(value: str, variables: Mapping[str, str], parameters: Mapping[str, str]) -> str:
-    """Substitute `${var.x}` and `{{job.parameters.x}}` (repeatedly: defaults may nest)."""
+    """Substitute `${var.x}`, `${resources.kind.key.field}` and `{{job.parameters.x}}`
+    (repeatedly: defaults may nest). `variables` holds both the variables and the resource
+    references (see `bundle_substitutions`)."""
     for _ in range(10):
         before = value
         for token, local in LOCAL_SUBSTITUTIONS.items():
@@ -148,7 +173,13 @@ def resolve(value: str, variables: Mapping[str, str], parameters: Mapping[str, s
                 raise ConfigError(f"job parameter {match.group(1)!r} is not declared in the job")
             return parameters[match.group(1)]
 
-        value = _JOB_PARAMETER.sub(parameter, _VARIABLE.sub(variable, value))
+        def reference(match: re.Match) -> str:
+            if match.group(1) not in variables:
+                raise ConfigError(f"{match.group(1)} is not declared in resources/*.yml")
+            return variables[match.group(1)]
+
+        value = _VARIABLE.sub(variable, _REFERENCE.sub(reference, value))
+        value = _JOB_PARAMETER.sub(parameter, value)
         if value == before:
             return value
     raise ConfigError(f"substitutions in {value!r} do not settle")
@@ -247,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     root = Path(args.bundle_root) if args.bundle_root else bundle_root()
-    variables = {**bundle_variables(root / "databricks.yml"), **_pairs(args.var, "--var")}
+    variables = {**bundle_substitutions(root), **_pairs(args.var, "--var")}
     graph = load_job(root / "resources", args.job)
     parameters = {**graph.parameters, **_pairs(args.param, "--param")}
     run_job(graph, variables, parameters, ["--lakehouse-dir", args.lakehouse_dir], args.from_task)

@@ -4,9 +4,10 @@
 # The same files the bronze task picks up (bronze.ingest.CSV_GLOB, kept in step by a test).
 LANDING_SUFFIXES = (".csv", ".CSV", ".csv.gz", ".txt", ".tsv")
 
-# The volume `databricks bundle deploy` creates with the default (dev) target: main.retail_dev.
+# The volume `databricks bundle deploy -t prod` creates: main.retail.landing. A dev deploy
+# prefixes the schema with the deployer's short name: main.dev_<you>_retail.landing.
 DEFAULT_CATALOG = "main"
-DEFAULT_SCHEMA = "retail_dev"
+DEFAULT_SCHEMA = "retail"
 DEFAULT_VOLUME = "landing"
 
 # The job in resources/retail_segmentation.job.yml; a dev deploy prefixes it "[dev <user>] ".

@@ -1,7 +1,7 @@
 """Upload local raw files into the landing volume (`/Volumes/<catalog>/<schema>/<volume>`).
 
 The bronze task ingests every CSV under its landing path, so this is how a laptop's files
-reach a deployed job: `retail-seg upload data/*.csv --catalog main --schema retail_dev`.
+reach a deployed job: `retail-seg upload data/*.csv --catalog main --schema retail`.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def resolve_target(
     volume: str | None = None,
 ) -> VolumePath:
     """The upload target: `volume_path`, else built from catalog/schema/volume (defaults:
-    the bundle's dev target volume /Volumes/main/retail_dev/landing).
+    the prod target's volume /Volumes/main/retail/landing).
 
     Raises:
         ConfigError: a malformed path or name, or `volume_path` given with a name part.

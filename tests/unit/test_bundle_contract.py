@@ -12,7 +12,7 @@ from retail_segmentation import runner
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPH = runner.load_job(ROOT / "resources")
-VARIABLES = runner.bundle_variables(ROOT / "databricks.yml")
+VARIABLES = runner.bundle_substitutions(ROOT)
 
 
 class _ParsedError(Exception):

@@ -44,6 +44,12 @@ def test_substitutions_resolve_variables_job_parameters_and_nesting():
     assert runner.resolve("${var.landing}/x", variables, {}) == "/data/landing/x"
     assert runner.resolve("{{ job.parameters.day }}", {}, {"day": "2011-12-10"}) == "2011-12-10"
     assert runner.resolve("${bundle.git.commit}", {}, {}) == ""
+    references = {**variables, "resources.volumes.landing.name": "landing"}
+    assert runner.resolve("${var.root}/${resources.volumes.landing.name}", references, {}) == (
+        "/data/landing"
+    )
+    with pytest.raises(ConfigError, match=r"resources.volumes.raw.name is not declared"):
+        runner.resolve("${resources.volumes.raw.name}", references, {})
     with pytest.raises(ConfigError, match="variable 'nope' is not declared"):
         runner.resolve("${var.nope}", variables, {})
 
@@ -59,6 +65,22 @@ def test_bundle_variables_are_the_string_defaults(tmp_path):
         "  warehouse_id: {lookup: {warehouse: Starter}}\n"
     )
     assert runner.bundle_variables(bundle) == {"schema": "retail", "as_of_date": "", "k": "3"}
+
+
+def test_resource_references_are_the_declared_fields(tmp_path):
+    (tmp_path / "catalog.yml").write_text(
+        "resources:\n"
+        "  schemas:\n"
+        "    retail: {catalog_name: main, name: '${var.schema}', grants: []}\n"
+        "  volumes:\n"
+        "    landing: {schema_name: '${resources.schemas.retail.name}', name: landing}\n"
+    )
+    assert runner.resource_references(tmp_path) == {
+        "resources.schemas.retail.catalog_name": "main",
+        "resources.schemas.retail.name": "${var.schema}",
+        "resources.volumes.landing.schema_name": "${resources.schemas.retail.name}",
+        "resources.volumes.landing.name": "landing",
+    }
 
 
 def test_a_cycle_and_an_unknown_dependency_are_named(tmp_path):

@@ -22,9 +22,9 @@ def isolated_sdk_config(monkeypatch, tmp_path):
 
 @pytest.fixture
 def workspace() -> FakeWorkspace:
-    """A started stand-in with the bundle's landing volume (main.retail_dev.landing)."""
+    """A started stand-in with the bundle's landing volume (main.retail.landing)."""
     with running() as ws:
-        ws.add_volume("main", "retail_dev", "landing")
+        ws.add_volume("main", "retail", "landing")
         yield ws
 
 

@@ -9,7 +9,7 @@ from fake_workspace import WORKSPACE_ID
 
 from retail_segmentation import cli
 
-LANDING = "/Volumes/main/retail_dev/landing"
+LANDING = "/Volumes/main/retail/landing"
 CSV = b"Invoice,StockCode,Quantity\n489434,85048,12\n"
 
 

@@ -17,7 +17,7 @@ from retail_segmentation.deploy.upload import (
 )
 from retail_segmentation.deploy.workspace import WorkspaceError
 
-LANDING = "/Volumes/main/retail_dev/landing"
+LANDING = "/Volumes/main/retail/landing"
 FILES_API = "/api/2.0/fs/files"
 DIRS_API = "/api/2.0/fs/directories"
 CSV_2010 = b"Invoice,StockCode,Quantity\n489434,85048,12\n"
@@ -179,13 +179,13 @@ def test_permission_denied_names_the_volume(client, workspace, tmp_path):
         f"{DIRS_API}{LANDING}",
         403,
         "PERMISSION_DENIED",
-        "User does not have WRITE VOLUME on Volume 'main.retail_dev.landing'.",
+        "User does not have WRITE VOLUME on Volume 'main.retail.landing'.",
     )
     with pytest.raises(WorkspaceError) as caught:
         upload_files(client, [local], VolumePath.parse(LANDING))
     assert str(caught.value) == (
         f"permission denied on volume {LANDING} (User does not have WRITE VOLUME on Volume "
-        "'main.retail_dev.landing'): ask its owner for access, or use another --profile"
+        "'main.retail.landing'): ask its owner for access, or use another --profile"
     )
 
 
@@ -193,13 +193,13 @@ def test_permission_denied_names_the_volume(client, workspace, tmp_path):
     ("value", "expected"),
     [
         (
-            "/Volumes/main/retail_dev",
-            "parameter volume_path='/Volumes/main/retail_dev' is not a volume path: expected "
+            "/Volumes/main/retail",
+            "parameter volume_path='/Volumes/main/retail' is not a volume path: expected "
             "/Volumes/<catalog>/<schema>/<volume>[/<folder>]",
         ),
         (
-            "dbfs:/Volumes/main/retail_dev/landing",
-            "parameter volume_path='dbfs:/Volumes/main/retail_dev/landing' is not a volume path: "
+            "dbfs:/Volumes/main/retail/landing",
+            "parameter volume_path='dbfs:/Volumes/main/retail/landing' is not a volume path: "
             "expected /Volumes/<catalog>/<schema>/<volume>[/<folder>]",
         ),
         (
@@ -208,7 +208,7 @@ def test_permission_denied_names_the_volume(client, workspace, tmp_path):
             "digits and underscores, starting with a letter or underscore (at most 255 characters)",
         ),
         (
-            "/Volumes/main/retail_dev/landing/../x",
+            "/Volumes/main/retail/landing/../x",
             "parameter volume_path: folder '../x' inside the volume must not hold empty, '.' or "
             "'..' parts",
         ),
@@ -221,10 +221,10 @@ def test_a_bad_volume_path_names_the_parameter(value, expected):
 
 
 def test_volume_paths_parse_into_their_parts():
-    assert VolumePath.parse("/Volumes/main/retail_dev/landing/") == VolumePath(
-        "main", "retail_dev", "landing"
+    assert VolumePath.parse("/Volumes/main/retail/landing/") == VolumePath(
+        "main", "retail", "landing"
     )
-    nested = VolumePath.parse("/Volumes/main/retail_dev/landing/2011/dec")
+    nested = VolumePath.parse("/Volumes/main/retail/landing/2011/dec")
     assert (nested.volume_root, nested.path, nested.child("a.csv")) == (
         LANDING,
         f"{LANDING}/2011/dec",

@@ -24,7 +24,8 @@ from retail_segmentation.common.spark import is_databricks
 
 DEFAULT_EXPERIMENT = "retail_segmentation"
 DEFAULT_MODEL = "customer_segmentation"
-_EXPERIMENT = re.compile(r"^[A-Za-z0-9_./ -]{1,200}$")
+# workspace paths: user folders carry e-mail addresses, development deploys a "[dev jane] " prefix
+_EXPERIMENT = re.compile(r"^[A-Za-z0-9_./ @+\[\]-]{1,200}$")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class MlflowConfig:
         if not _EXPERIMENT.match(self.experiment_name):
             raise ConfigError(
                 f"parameter experiment_name={self.experiment_name!r} is not valid: expected "
-                "letters, digits, spaces and _ . / - (at most 200 characters)"
+                "letters, digits, spaces and _ . / - @ + [ ] (at most 200 characters)"
             )
         for part in self.model_name.split("."):
             validate_identifier(part, "model_name")

@@ -9,6 +9,7 @@ so new resources, variables and targets are checked without changing this module
 
 from __future__ import annotations
 
+import argparse
 import configparser
 import re
 import zipfile
@@ -317,7 +318,7 @@ def test_the_bundle_knows_its_git_commit(validated, bundle_copy):
 
 
 def test_tasks_are_given_the_names_the_bundle_deploys(planned, validated, target):
-    # Development mode renames what the bundle creates (schema dev_<user>_retail_dev,
+    # Development mode renames what the bundle creates (schema dev_<user>_retail,
     # experiment [dev <user>] ...); a task given the variable instead of
     # ${resources.<kind>.<key>.name} would use the unrenamed name, which nothing creates.
     lookup = _validate_lookup(validated)
@@ -343,3 +344,38 @@ def test_tasks_are_given_the_names_the_bundle_deploys(planned, validated, target
                     if n in parts
                 ]
     assert not wrong, "\n".join(wrong)
+
+
+class _ParsedError(Exception):
+    """Raised instead of running a task once its arguments have parsed."""
+
+
+def test_tasks_accept_the_parameters_the_workspace_will_pass(planned, monkeypatch):
+    # what the deployed job passes (dev-renamed schema, model and experiment included)
+    # parses in each entry point and passes the checks the task makes on Databricks
+    from retail_segmentation import runner
+    from retail_segmentation.common.config import TableConfig
+    from retail_segmentation.ml.tracking import MlflowConfig
+
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self, args=None, namespace=None):
+        raise _ParsedError(original(self, args, namespace))
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    for job in _planned_jobs(planned).values():
+        defaults = {p["name"]: p["default"] for p in job.get("parameters", [])}
+        for task in job["tasks"]:
+            wheel = task["python_wheel_task"]
+            argv = [runner.resolve(p, {}, defaults) for p in wheel["parameters"]]
+            with pytest.raises(_ParsedError) as parsed:
+                runner.entry_point_function(wheel["package_name"], wheel["entry_point"])(argv)
+            args = parsed.value.args[0]
+            tables = TableConfig(catalog=args.catalog, schema=args.schema)
+            if hasattr(args, "experiment_name"):
+                MlflowConfig(
+                    tracking_uri="databricks",
+                    registry_uri="databricks-uc",
+                    experiment_name=args.experiment_name,
+                    model_name=f"{tables.catalog}.{tables.schema}.{args.model_name}",
+                )

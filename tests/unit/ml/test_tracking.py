@@ -97,6 +97,12 @@ def test_an_invalid_model_name_is_rejected_on_databricks(monkeypatch):
         MlflowConfig.for_tables(TableConfig(), "/Shared/retail", model_name="seg-model")
 
 
+def test_a_development_deploy_experiment_path_is_accepted(monkeypatch):
+    monkeypatch.setenv(RUNTIME_ENV, "17.3")
+    name = "/Workspace/Users/jane.doe+ml@example.com/[dev jane_doe] retail_segmentation"
+    assert MlflowConfig.for_tables(TableConfig(), experiment_name=name).experiment_name == name
+
+
 def test_the_longest_experiment_name_is_accepted(local, tmp_path):
     name = "/Shared/" + "x" * 192  # 200 characters
     assert MlflowConfig.for_tables(TableConfig(lakehouse_dir=str(tmp_path)), name).experiment_name

@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean databricks-cli
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
+
+# The Databricks CLI the bundle checks in tests/bundle run (version in .ci/databricks-cli.version),
+# built with Go 1.25+; without it `make test` skips those checks (CI installs it).
+databricks-cli:
+	.ci/install-databricks-cli
 
 clean:
 	rm -rf .lakehouse .pytest_cache .ruff_cache

@@ -13,6 +13,10 @@ class WorkspaceError(RetailSegError):
 
 
 def _reason(exc: Exception) -> str:
+    # An error the SDK maps from a bare status (e.g. cloud storage refusing an upload part) has
+    # no message, and str() of it would say "None".
+    if not exc.args or exc.args[0] is None:
+        return ""
     # The SDK appends the config and environment it used (to auth errors); the cause is first.
     return str(exc).split(". Config:")[0].strip().rstrip(".")
 

@@ -6,6 +6,7 @@ import os
 
 import pytest
 from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
 from fake_workspace import FakeWorkspace, running
 
 TOKEN = "dummy-token"
@@ -32,6 +33,13 @@ def workspace() -> FakeWorkspace:
 def client(workspace) -> WorkspaceClient:
     """The real SDK client, talking HTTP to the stand-in."""
     return WorkspaceClient(host=workspace.url, token=TOKEN)
+
+
+@pytest.fixture
+def sdk_config(workspace) -> Config:
+    """The SDK's own Config for the stand-in, for a test to tune (e.g. the multipart threshold)
+    before building `WorkspaceClient(config=...)` from it."""
+    return Config(host=workspace.url, token=TOKEN)
 
 
 @pytest.fixture

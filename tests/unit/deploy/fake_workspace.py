@@ -7,6 +7,14 @@ with the response shapes of the real REST API:
 - `GET /.well-known/databricks-config`: the host metadata every SDK client reads first;
 - Files API: `PUT|HEAD /api/2.0/fs/directories{path}`, `PUT|HEAD /api/2.0/fs/files{path}`
   (no body on success; HEAD answers carry the metadata in headers and a 404 has no body);
+- Files API multipart upload, which the SDK uses from `files_ext_multipart_upload_min_stream_size`
+  (50 MiB) up: `POST /api/2.0/fs/files{path}?action=initiate-upload`,
+  `POST /api/2.0/fs/create-upload-part-urls`, a `PUT` of each part to its presigned URL,
+  `POST /api/2.0/fs/files{path}?action=complete-upload`, and on failure
+  `POST /api/2.0/fs/create-abort-upload-url` then a `DELETE` of the abort URL. The presigned URLs
+  point back at this server under `/storage/...`, which plays the S3 bucket (the host metadata
+  says AWS): it takes no Databricks token, answers a part with its quoted-MD5 `ETag` and errors
+  as S3's XML `<Error>`; the Files API assembles the parts on complete.
 - Jobs API 2.2: `GET jobs/list`, `GET jobs/get`, `POST jobs/run-now`, `GET jobs/runs/get`,
   `GET jobs/runs/get-output`.
 
@@ -17,24 +25,37 @@ INVALID_PARAMETER_VALUE "Job <id> does not exist." (the SDK maps it to ResourceD
 an unknown endpoint is a 404 ENDPOINT_NOT_FOUND. Where no recording was found (tasks skipped
 after an upstream failure, canceled runs) the shape is inferred from the SDK's documented enums
 and says so. A run's successive `runs/get` answers are scripted by the test.
+
+No recorded answer of the multipart endpoints was found (they are not in the public REST
+reference; the public code that serves them is other projects' mocks), so their request and
+response fields are those databricks-sdk 0.156 sends and reads (`databricks/sdk/mixins/files.py`),
+and everything else about them (status codes, error codes and messages, the session token, the
+URL layout) is inferred and marked so below. The bucket side follows S3's documented behaviour.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 WORKSPACE_ID = "1234567890123456"
 USER = "jane.doe@example.com"
 START_MS = 1_754_820_000_000
 FAILURE_MESSAGE = "Workload failed, see run output for details"
+STORAGE = "/storage"
+_SIGNING_KEY = b"stand-in presigning key"
+# The SDK asks for URLs that expire an hour ahead, as RFC 3339 in UTC without fractions.
+_EXPIRE_TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 # (life_cycle_state, result_state, state_message, status.state, termination code, type)
 _TASK_PHASES: dict[str, tuple[str, str | None, str, str, str | None, str | None]] = {
@@ -89,6 +110,18 @@ class Recorded:
         return json.loads(self.body)
 
 
+@dataclass
+class MultipartUpload:
+    """One multipart upload session: its target, the parts the bucket holds, and its fate."""
+
+    path: str
+    session_token: str
+    upload_id: str
+    overwrite: str | None
+    parts: dict[int, tuple[bytes, str]] = field(default_factory=dict)  # number -> (bytes, ETag)
+    state: str = "open"  # open, completed or aborted
+
+
 def _state(phase: str, message: str | None = None) -> tuple[dict, dict]:
     life, result, default_message, v2, code, kind = _TASK_PHASES[phase]
     text = default_message if message is None else message
@@ -114,6 +147,8 @@ class FakeWorkspace:
         self.runs: dict[int, list[dict]] = {}
         self.run_outputs: dict[int, dict] = {}
         self.forced: dict[tuple[str, str], tuple[int, dict]] = {}
+        self.uploads: dict[str, MultipartUpload] = {}
+        self.refused_parts: dict[int, tuple[int, str, str]] = {}
         self._scripted: list[tuple[list[dict[str, str]], dict[str, str], bool]] = []
         self._next_run_id = 90_001
         self._lock = threading.Lock()
@@ -183,9 +218,25 @@ class FakeWorkspace:
         self._scripted.append((polls, errors or {}, with_status))
         return self._next_run_id + len(self._scripted) - 1
 
-    def fail(self, method: str, path: str, status: int, error_code: str, message: str) -> None:
-        """Answer `method path` with an API error instead (e.g. 403 PERMISSION_DENIED)."""
-        self.forced[(method, path)] = (status, {"error_code": error_code, "message": message})
+    def fail(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        error_code: str,
+        message: str,
+        details: list[dict] | None = None,
+    ) -> None:
+        """Answer `method path` with an API error instead (e.g. 403 PERMISSION_DENIED);
+        `details` are its google.rpc details, such as an ErrorInfo with a `reason`."""
+        body: dict[str, Any] = {"error_code": error_code, "message": message}
+        if details:
+            body["details"] = details
+        self.forced[(method, path)] = (status, body)
+
+    def refuse_part(self, part_number: int, status: int, code: str, message: str) -> None:
+        """Have the bucket answer the upload of this part number with an S3 error."""
+        self.refused_parts[part_number] = (status, code, message)
 
     def requests_to(self, method: str, prefix: str) -> list[Recorded]:
         """The recorded requests with this method whose path starts with `prefix`."""
@@ -291,6 +342,12 @@ class FakeWorkspace:
             return self._directories(req.method, path.removeprefix("/api/2.0/fs/directories"))
         if path.startswith("/api/2.0/fs/files/"):
             return self._files(req, path.removeprefix("/api/2.0/fs/files"), q)
+        if req.method == "POST" and path == "/api/2.0/fs/create-upload-part-urls":
+            return self._upload_part_urls(req.json())
+        if req.method == "POST" and path == "/api/2.0/fs/create-abort-upload-url":
+            return self._abort_upload_url(req.json())
+        if path.startswith(f"{STORAGE}/"):
+            return self._bucket(req, path.removeprefix(STORAGE), q)
         if path.startswith("/api/2.2/jobs/"):
             return self._jobs(req, path.removeprefix("/api/2.2/jobs/"), q)
         return _json(
@@ -340,7 +397,142 @@ class FakeWorkspace:
                 )
             self.files[path] = req.body
             return 204, {}, b""
+        if req.method == "POST" and q.get("action") == "initiate-upload":
+            return self._initiate_upload(path, q)
+        if req.method == "POST" and q.get("action") == "complete-upload":
+            return self._complete_upload(path, q, req.json())
         return _json(405, {"error_code": "BAD_REQUEST", "message": "method not allowed"})
+
+    # --- multipart upload ------------------------------------------------------------------
+
+    def _initiate_upload(self, path: str, q: dict) -> tuple[int, dict[str, str], bytes]:
+        if self._volume_of(path) is None:
+            return _json(404, {"error_code": "NOT_FOUND", "message": "Not Found"})
+        if path in self.files and q.get("overwrite") == "false":
+            # inferred: the same answer as a single-shot PUT without overwrite
+            return _json(
+                409,
+                {
+                    "error_code": "ALREADY_EXISTS",
+                    "message": "The file being created already exists.",
+                },
+            )
+        number = len(self.uploads) + 1
+        # inferred: the token is opaque to the SDK; the upload id is the bucket's (S3 UploadId)
+        upload = MultipartUpload(
+            path, f"stand-in-session-{number}", f"upload-{number}", q.get("overwrite")
+        )
+        self.uploads[upload.session_token] = upload
+        # the SDK reads multipart_upload.session_token (resumable_upload is GCP's answer)
+        return _json(200, {"multipart_upload": {"session_token": upload.session_token}})
+
+    def _session(self, body: dict) -> MultipartUpload | None:
+        upload = self.uploads.get(body.get("session_token"))
+        if upload is None or upload.path != body.get("path") or upload.state != "open":
+            return None
+        return upload
+
+    def _upload_part_urls(self, body: dict) -> tuple[int, dict[str, str], bytes]:
+        # request: {path, session_token, start_part_number, count, expire_time}
+        upload = self._session(body)
+        if upload is None or not _is_future(body.get("expire_time")):
+            # inferred: status, code and message of a bad session or expiry
+            return _json(
+                400,
+                {"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid upload session."},
+            )
+        start, count = int(body["start_part_number"]), int(body["count"])
+        urls = [
+            # inferred: no `headers` entry, as proto3 JSON leaves out an empty repeated field
+            # (the SDK adds any listed {name, value} to the PUT)
+            {"part_number": number, "url": self._presign(upload, number)}
+            for number in range(start, start + count)
+        ]
+        return _json(200, {"upload_part_urls": urls})
+
+    def _abort_upload_url(self, body: dict) -> tuple[int, dict[str, str], bytes]:
+        # request: {path, session_token, expire_time}
+        upload = self._session(body)
+        if upload is None or not _is_future(body.get("expire_time")):
+            return _json(
+                400,
+                {"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid upload session."},
+            )
+        return _json(200, {"abort_upload_url": {"url": self._presign(upload, None)}})
+
+    def _complete_upload(self, path: str, q: dict, body: dict) -> tuple[int, dict[str, str], bytes]:
+        # query: action=complete-upload, upload_type=multipart, session_token; body: {parts}
+        upload = self._session({"session_token": q.get("session_token"), "path": path})
+        listed = [(p.get("part_number"), p.get("etag")) for p in body.get("parts", [])]
+        numbers = [number for number, _ in listed]
+        if (
+            upload is None
+            or q.get("upload_type") != "multipart"
+            or not listed
+            or numbers != sorted(set(numbers))
+            or any(
+                number not in upload.parts or upload.parts[number][1] != etag
+                for number, etag in listed
+            )
+        ):
+            # inferred: S3 refuses unknown parts, wrong ETags and unordered lists; how the Files
+            # API words that is not known
+            return _json(
+                400,
+                {"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid upload parts."},
+            )
+        self.files[path] = b"".join(upload.parts[number][0] for number in numbers)
+        upload.state = "completed"
+        return _json(200, {})  # inferred: an empty JSON object, as other Files API calls
+
+    def _presign(self, upload: MultipartUpload, part_number: int | None) -> str:
+        """An S3-style presigned URL on this server: UploadPart with a part number, else
+        AbortMultipartUpload (a DELETE)."""
+        query = {"uploadId": upload.upload_id}
+        if part_number is not None:
+            query["partNumber"] = str(part_number)
+        query.update(
+            {
+                "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+                "X-Amz-Credential": "ASIASTANDIN/20250810/us-west-2/s3/aws4_request",
+                "X-Amz-Date": "20250810T100000Z",
+                "X-Amz-Expires": "3600",
+                "X-Amz-SignedHeaders": "host",
+            }
+        )
+        query["X-Amz-Signature"] = _signature(upload.path, query)
+        return f"{self.url}{STORAGE}{quote(upload.path)}?{urlencode(query)}"
+
+    def _bucket(self, req: Recorded, path: str, q: dict) -> tuple[int, dict[str, str], bytes]:
+        if "authorization" in req.headers:
+            # S3 refuses a presigned request that also carries an Authorization header
+            return _s3_error(400, "InvalidArgument", "Only one auth mechanism allowed")
+        signed = {k: v for k, v in q.items() if k != "X-Amz-Signature"}
+        if not hmac.compare_digest(q.get("X-Amz-Signature", ""), _signature(path, signed)):
+            return _s3_error(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+        upload = next((u for u in self.uploads.values() if u.upload_id == q.get("uploadId")), None)
+        if upload is None or upload.state != "open":
+            return _s3_error(404, "NoSuchUpload", "The specified upload does not exist.")
+        if req.method == "PUT" and "partNumber" in q:
+            number = int(q["partNumber"])
+            if number in self.refused_parts:
+                return _s3_error(*self.refused_parts[number])
+            etag = f'"{hashlib.md5(req.body).hexdigest()}"'  # S3: the part's MD5, quoted
+            upload.parts[number] = (req.body, etag)
+            return 200, {"ETag": etag}, b""
+        if req.method == "DELETE" and "partNumber" not in q:
+            upload.parts.clear()
+            upload.state = "aborted"
+            # inferred: the abort URL is S3's AbortMultipartUpload, which answers 204; the SDK
+            # expects 200 or 201 and logs a warning that the abort failed (it is best effort)
+            return 204, {}, b""
+        return _s3_error(
+            405, "MethodNotAllowed", "The specified method is not allowed against this resource."
+        )
 
     def _job(self, job_id: int) -> dict | None:
         return next((j for j in self.jobs if j["job_id"] == job_id), None)
@@ -422,6 +614,28 @@ def _missing_job(job_id: Any) -> tuple[int, dict[str, str], bytes]:
 
 def _json(status: int, body: dict) -> tuple[int, dict[str, str], bytes]:
     return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+def _s3_error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        "<RequestId>STANDIN0000000001</RequestId></Error>"
+    )
+    return status, {"Content-Type": "application/xml"}, body.encode()
+
+
+def _signature(path: str, query: dict[str, str]) -> str:
+    text = path + "?" + "&".join(f"{k}={query[k]}" for k in sorted(query))
+    return hmac.new(_SIGNING_KEY, text.encode(), hashlib.sha256).hexdigest()
+
+
+def _is_future(expire_time: Any) -> bool:
+    try:
+        moment = datetime.strptime(expire_time, _EXPIRE_TIME).replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        return False
+    return moment > datetime.now(timezone.utc)
 
 
 def _handler_for(workspace: FakeWorkspace) -> type[BaseHTTPRequestHandler]:

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from retail_segmentation.common.delta_log import rows_written_since, table_versions
 from retail_segmentation.common.errors import ConfigError, RetailSegError
+from retail_segmentation.common.tables import PIPELINE_LEDGER
 
 _VARIABLE = re.compile(r"\$\{var\.([A-Za-z_][A-Za-z0-9_]*)\}")
 _REFERENCE = re.compile(r"\$\{(resources\.\w+\.\w+\.\w+)\}")
@@ -214,33 +216,46 @@ def run_job(
     from_task: str | None = None,
     task_args: Mapping[str, Sequence[str]] | None = None,
     announce: Callable[[str], None] = print,
+    tables_dir: Path | None = None,
 ) -> dict[str, float]:
     """Run every task (from `from_task` on) in order; returns seconds per task.
 
     `local_args` go to every task (e.g. --lakehouse-dir), `task_args` to one task by key
-    (e.g. the sweep's --truth-path on generated data)."""
+    (e.g. the sweep's --truth-path on generated data). With `tables_dir` (the local schema
+    folder), each task's line says which tables it committed to and how many rows it wrote."""
     keys = [t.key for t in graph.tasks]
     if from_task is not None and from_task not in keys:
         raise ConfigError(f"--from-task {from_task!r} is not a task of {graph.name}: {keys}")
     tasks = graph.tasks[keys.index(from_task) :] if from_task else graph.tasks
     resolved = {k: resolve(v, variables, {}) for k, v in parameters.items()}
     timings: dict[str, float] = {}
-    for task in tasks:
+    width = max(len(t.key) for t in tasks)
+    for position, task in enumerate(tasks, start=1):
         extra = (task_args or {}).get(task.key, ())
         argv = [*task_argv(task, variables, resolved), *local_args, *extra]
         function = entry_point_function(task.package, task.entry_point)
-        announce(f"[{task.key}] {task.entry_point} ...")
+        step = f"[{position}/{len(tasks)} {task.key:<{width}}]"
+        announce(f"{step} {task.entry_point} ...")
+        before = table_versions(tables_dir) if tables_dir else {}
         start = time.perf_counter()
         try:
             function(argv)
         except Exception as exc:
             skipped = [t.key for t in tasks[tasks.index(task) + 1 :]]
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TaskFailedError(
-                f"task {task.key!r} ({task.entry_point}) failed: {exc}; not run: "
+                f"task {task.key!r} ({task.entry_point}) failed: {reason}; not run: "
                 f"{', '.join(skipped) or 'none'}. Fix it and run again with --from-task {task.key}"
             ) from exc
         timings[task.key] = time.perf_counter() - start
-        announce(f"[{task.key}] done in {timings[task.key]:.1f}s")
+        written = ""
+        if tables_dir is not None:
+            rows = rows_written_since(tables_dir, before)
+            rows.pop(PIPELINE_LEDGER, None)  # bookkeeping, not the task's output
+            written = "; wrote " + (
+                ", ".join(f"{table} {n:,} rows" for table, n in rows.items()) or "no table"
+            )
+        announce(f"{step} done in {timings[task.key]:.1f}s{written}")
     return timings
 
 
@@ -281,4 +296,12 @@ def main(argv: list[str] | None = None) -> None:
     variables = {**bundle_substitutions(root), **_pairs(args.var, "--var")}
     graph = load_job(root / "resources", args.job)
     parameters = {**graph.parameters, **_pairs(args.param, "--param")}
-    run_job(graph, variables, parameters, ["--lakehouse-dir", args.lakehouse_dir], args.from_task)
+    schema = resolve(variables.get("schema", "retail"), variables, {})
+    run_job(
+        graph,
+        variables,
+        parameters,
+        ["--lakehouse-dir", args.lakehouse_dir],
+        args.from_task,
+        tables_dir=Path(args.lakehouse_dir).absolute() / "tables" / schema,
+    )

@@ -1,11 +1,16 @@
-"""`retail-seg`: run the pipeline locally, generate data, query tables.
+"""`retail-seg`: run the pipeline locally, look at what it found, deploy it.
 
-retail-seg run                      # embedded default data -> bronze -> silver -> gold
-retail-seg run --landing-path DIR   # your own CSV files
-retail-seg generate --rows 1000000 --out DIR
+retail-seg run                      # embedded default data -> bronze -> ... -> offers + report
+retail-seg run --landing-path DIR   # your own CSV files (a folder or one file)
+retail-seg report                   # the insights report (HTML) of the local tables
+retail-seg ui                       # the MLflow UI on the local store
+retail-seg show gold_segmented_offers
 retail-seg sql "SELECT * FROM retail.pipeline_ledger"
+retail-seg generate --rows 1000000 --out DIR
 retail-seg upload data/*.csv        # into the deployed landing volume (databricks-sdk)
 retail-seg run-job --param as_of_date=2011-12-10   # trigger the deployed job, follow it
+
+Add -v to any command for progress logs, Spark's warnings and full error traces.
 """
 
 from __future__ import annotations
@@ -31,15 +36,16 @@ def _configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    if not verbose:
+    if verbose:  # Spark's own warnings too (local sessions read it when they start)
+        os.environ.setdefault("RETAIL_SEG_SPARK_LOG_LEVEL", "WARN")
+    else:
         # MLflow's notices (store migrations, schema hints) are for developers, not users.
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", module=r"mlflow\..*")
     # PySpark logs a failed query's context itself; the CLI reports it in one sentence.
-    logging.getLogger("SQLQueryContextLogger").setLevel(
-        logging.ERROR if verbose else logging.CRITICAL
-    )
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        logging.getLogger(name).setLevel(logging.ERROR if verbose else logging.CRITICAL)
 
 
 def _default_folder(lakehouse_dir: str, rows: int, seed: int) -> Path:
@@ -63,11 +69,13 @@ def _default_landing(lakehouse_dir: str, rows: int, seed: int) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """The bundle's job graph (resources/*.job.yml), run locally by the runner."""
+    """The bundle's job graph (resources/*.job.yml), run locally by the runner, then the
+    report and a summary."""
     from retail_segmentation import runner
     from retail_segmentation.common.spark import get_spark
     from retail_segmentation.common.tables import Lakehouse
 
+    started = time.perf_counter()
     landing = args.landing_path or _default_landing(args.lakehouse_dir, args.rows, args.seed)
     root = runner.bundle_root()
     variables = runner.bundle_substitutions(root)
@@ -85,6 +93,9 @@ def _run(args: argparse.Namespace) -> int:
     if not args.landing_path:  # generated data: the true profiles are known
         truth = _default_folder(args.lakehouse_dir, args.rows, args.seed) / "truth"
         task_args["sweep"] = ["--truth-path", str(truth / "customer_profiles.csv")]
+    tables = table_config_from_args(args)
+    spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
+    lakehouse = Lakehouse.attach(spark, tables)
     runner.run_job(
         graph,
         variables,
@@ -92,14 +103,105 @@ def _run(args: argparse.Namespace) -> int:
         ["--lakehouse-dir", args.lakehouse_dir],
         from_task=args.from_task,
         task_args=task_args,
+        tables_dir=lakehouse.local_root,
     )
+    lakehouse = Lakehouse.attach(spark, tables)  # registers the tables the tasks created
+    report = None
+    if not args.no_report:
+        report = _write_report(
+            lakehouse, args, Path(args.report_path) if args.report_path else None
+        )
+    _print_summary(lakehouse, args, report, time.perf_counter() - started)
+    return 0
+
+
+def _mlflow_config(args: argparse.Namespace):
+    from retail_segmentation.ml.tracking import MlflowConfig
+
+    return MlflowConfig.for_tables(table_config_from_args(args), args.experiment_name)
+
+
+def _write_report(lakehouse, args: argparse.Namespace, path: Path | None):
+    from retail_segmentation.report.build import default_report_path, write_report
+
+    start = time.perf_counter()
+    print("[report] writing the insights report ...")
+    result = write_report(
+        lakehouse, _mlflow_config(args), path or default_report_path(args.lakehouse_dir)
+    )
+    print(
+        f"[report] done in {time.perf_counter() - start:.1f}s; {len(result.chart_ids)} charts in "
+        f"{result.path}"
+    )
+    return result
+
+
+def _print_summary(lakehouse, args: argparse.Namespace, report, seconds: float) -> None:
+    print(f"\nfinished in {seconds:.0f}s. Tables (look at them with `retail-seg show TABLE`):")
+    for table in sorted(p.name for p in lakehouse.local_root.iterdir() if p.is_dir()):
+        rows = lakehouse.read(table).count()
+        print(f"  {lakehouse.name(table):<38} {rows:>10,} rows")
+    store = _mlflow_config(args)
+    if report is not None:
+        s = report.data.summary
+        print(
+            f"\nwinner:    {s['algorithm']} with k={s['k']} segments, silhouette "
+            f"{s['silhouette']:.4f} (best of {len(report.data.fits)} fits)"
+        )
+        print(f"champion:  {s['model']}")
+        personas = ", ".join(
+            f"{o['persona']} {o['customers']:,}"
+            for o in sorted(report.data.offers, key=lambda o: -o["customers"])
+        )
+        print(f"offers:    {s['offers']:,} customers got one ({personas})")
+        print(f"report:    {report.path.absolute()}  (open it in a browser)")
+    print(f"MLflow:    {store.tracking_uri}  (browse it with `retail-seg ui`)")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from retail_segmentation.common.spark import get_spark
+    from retail_segmentation.common.tables import Lakehouse
 
     spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
     lakehouse = Lakehouse.attach(spark, table_config_from_args(args))
-    print("\ntables (query them with `retail-seg sql`):")
-    for table in sorted(p.name for p in lakehouse.local_root.iterdir() if p.is_dir()):
-        rows = lakehouse.read(table).count()
-        print(f"  {lakehouse.name(table):<36} {rows:>10,} rows   {lakehouse.location(table)}")
+    _write_report(lakehouse, args, Path(args.out) if args.out else None)
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from retail_segmentation.ml.tracking import mlflow_ui_command
+
+    config = _mlflow_config(args)
+    command = mlflow_ui_command(args.lakehouse_dir, args.host, args.port)
+    print(
+        f"MLflow UI on http://{args.host}:{args.port} : experiment {config.experiment_name!r} "
+        f"(sort its runs by silhouette), model {config.model_name!r} under Models. Ctrl+C stops it."
+    )
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from retail_segmentation.common.errors import ConfigError
+    from retail_segmentation.common.spark import get_spark
+    from retail_segmentation.common.tables import Lakehouse
+
+    spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
+    lakehouse = Lakehouse.attach(spark, table_config_from_args(args))
+    table = args.table.split(".")[-1]
+    if not lakehouse.exists(table):
+        found = sorted(p.name for p in lakehouse.local_root.glob("*") if p.is_dir())
+        raise ConfigError(
+            f"table {lakehouse.name(table)} does not exist: expected one of "
+            f"{', '.join(found) or 'none yet (run `retail-seg run` first)'}"
+        )
+    df = lakehouse.read(table)
+    print(f"{lakehouse.name(table)}: {df.count():,} rows; the first {args.limit}:")
+    df.show(args.limit, truncate=args.truncate, vertical=args.vertical)
     return 0
 
 
@@ -172,7 +274,7 @@ def _run_job(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _add_deploy_parsers(sub: argparse._SubParsersAction) -> None:
+def _add_deploy_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """`upload` and `run-job`: the deployed bundle, reached with the databricks-sdk."""
     from retail_segmentation.deploy import defaults
 
@@ -186,6 +288,7 @@ def _add_deploy_parsers(sub: argparse._SubParsersAction) -> None:
         description="Upload local raw files into a Unity Catalog volume, where the bundle's "
         "bronze task ingests them. Files already there with the same size are skipped.",
         epilog=auth,
+        parents=[common],
     )
     up.add_argument(
         "paths",
@@ -228,6 +331,7 @@ def _add_deploy_parsers(sub: argparse._SubParsersAction) -> None:
         f"2 bad input or workspace error, {defaults.EXIT_CANCELED} canceled, "
         f"{defaults.EXIT_TIMED_OUT} timed out (the run's own timeout or --timeout-minutes), "
         f"{defaults.EXIT_NOT_RUN} not run (skipped). {auth}",
+        parents=[common],
     )
     which = run.add_mutually_exclusive_group()
     which.add_argument(
@@ -272,24 +376,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retail-seg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and full traces")
-    sub = parser.add_subparsers(dest="command", required=True)
+    verbose_help = "log progress, show Spark's warnings and full error traces (default: off)"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    # -v after the subcommand too; SUPPRESS keeps a subcommand from resetting `retail-seg -v`
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def with_tables(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        add_table_arguments(p)
+    def command(name: str, help_text: str, tables: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        if tables:
+            add_table_arguments(p)
         return p
 
-    run = with_tables(
-        sub.add_parser(
-            "run", help="run the pipeline locally (bronze -> silver -> gold -> ML -> offers)"
-        )
+    run = command(
+        "run",
+        "run the pipeline locally: raw CSV -> bronze -> silver -> gold -> "
+        "ML segments -> offers, then write the insights report",
     )
-    run.add_argument("--landing-path", help="folder of CSV files (default: the embedded sample)")
+    run.add_argument(
+        "--landing-path",
+        help="folder (searched recursively) or single CSV file of your own raw transactions "
+        "(default: the embedded sample, generated once into the lakehouse folder)",
+    )
     run.add_argument(
         "--rows",
         type=int,
         default=DEFAULT_ROWS,
-        help=f"lines of the generated default data (default: {DEFAULT_ROWS:,})",
+        help=f"lines of the generated default data, without --landing-path (default: "
+        f"{DEFAULT_ROWS:,})",
     )
     run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generator seed (default: 42)")
     run.add_argument(
@@ -298,25 +415,86 @@ def build_parser() -> argparse.ArgumentParser:
         help="YYYY-MM-DD recency is counted back from (default: day after the last invoice)",
     )
     run.add_argument(
-        "--k-range", default="2..8", help="LOW..HIGH k the sweep tries (default: 2..8)"
+        "--k-range",
+        default="2..8",
+        help="LOW..HIGH numbers of segments the sweep tries (default: 2..8)",
     )
     run.add_argument(
         "--experiment-name",
         default="retail_segmentation",
         help="MLflow experiment in the local store (default: retail_segmentation)",
     )
-    run.add_argument("--from-task", help="start again from this task of the job (e.g. sweep)")
     run.add_argument(
-        "--encoding", default="UTF-8", help="encoding of the CSV files (default: UTF-8)"
+        "--from-task",
+        help="start again from this task of the job, e.g. sweep (default: the first, bronze)",
+    )
+    run.add_argument(
+        "--encoding",
+        default="UTF-8",
+        help="encoding of the CSV files, e.g. ISO-8859-1 (default: UTF-8)",
     )
     run.add_argument(
         "--column-mapping",
         default="",
-        help='JSON {canonical: header} for other files, e.g. {"amount": "Total"}',
+        help='JSON {canonical: header} for other files, e.g. {"amount": "Total"} '
+        "(default: detect the Online Retail headers)",
     )
+    run.add_argument(
+        "--report-path",
+        help="where to write the HTML report (default: <lakehouse-dir>/report/insights.html)",
+    )
+    run.add_argument("--no-report", action="store_true", help="skip the report (default: write it)")
     run.set_defaults(func=_run)
 
-    gen = sub.add_parser("generate", help="write synthetic Online Retail II-shaped CSV")
+    report = command(
+        "report",
+        "write the insights report (one HTML file, opens offline) of "
+        "the local tables and MLflow store",
+    )
+    report.add_argument(
+        "--out", help="HTML file to write (default: <lakehouse-dir>/report/insights.html)"
+    )
+    report.add_argument(
+        "--experiment-name",
+        default="retail_segmentation",
+        help="MLflow experiment of the sweep (default: retail_segmentation)",
+    )
+    report.set_defaults(func=_report)
+
+    ui = command("ui", "start the MLflow UI on the local tracking store and model registry")
+    ui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only)",
+    )
+    ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    ui.add_argument(
+        "--experiment-name",
+        default="retail_segmentation",
+        help="experiment named in the hint printed (default: retail_segmentation)",
+    )
+    ui.set_defaults(func=_ui)
+
+    show = command("show", "print the row count and first rows of a table")
+    show.add_argument(
+        "table", help="table name, e.g. gold_segmented_offers or retail.gold_segment_profiles"
+    )
+    show.add_argument("--limit", type=int, default=20, help="rows to show (default: 20)")
+    show.add_argument("--truncate", type=int, default=40, help="column width (default: 40)")
+    show.add_argument(
+        "--vertical",
+        action="store_true",
+        help="one line per column, for wide tables (default: off)",
+    )
+    show.set_defaults(func=_show)
+
+    sql = command("sql", "run a Spark SQL query on the local tables and print the result")
+    sql.add_argument("query", help='e.g. "SELECT * FROM retail.silver_products"')
+    sql.add_argument("--limit", type=int, default=20, help="rows to show (default: 20)")
+    sql.add_argument("--truncate", type=int, default=40, help="column width (default: 40)")
+    sql.set_defaults(func=_sql)
+
+    gen = command("generate", "write synthetic Online Retail II-shaped CSV files", tables=False)
     gen.add_argument("--rows", type=int, default=1_000_000, help="lines (default: 1,000,000)")
     gen.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed (default: 42)")
     gen.add_argument("--files", type=int, default=4, help="CSV files to write (default: 4)")
@@ -326,25 +504,24 @@ def build_parser() -> argparse.ArgumentParser:
         default="ii",
         help="Online Retail II or classic Online Retail headers (default: ii)",
     )
-    gen.add_argument("--out", required=True, help="output folder")
+    gen.add_argument("--out", required=True, help="output folder (required)")
     gen.set_defaults(func=_generate)
 
-    bench = sub.add_parser("benchmark", help="time each task on generated data")
+    bench = command("benchmark", "time each task on generated data", tables=False)
     bench.add_argument("--rows", type=int, default=1_000_000, help="lines (default: 1,000,000)")
     bench.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed (default: 42)")
     bench.add_argument("--files", type=int, default=4, help="CSV files (default: 4)")
     bench.add_argument("--work-dir", help="scratch folder (default: a new temp folder)")
-    bench.add_argument("--json", help="also write the figures to this JSON file")
+    bench.add_argument("--json", help="also write the figures to this JSON file (default: none)")
     bench.set_defaults(func=_benchmark)
 
-    sql = with_tables(sub.add_parser("sql", help="query the local tables by name"))
-    sql.add_argument("query", help='e.g. "SELECT * FROM retail.silver_products"')
-    sql.add_argument("--limit", type=int, default=20, help="rows to show (default: 20)")
-    sql.add_argument("--truncate", type=int, default=40, help="column width (default: 40)")
-    sql.set_defaults(func=_sql)
-
-    _add_deploy_parsers(sub)
+    _add_deploy_parsers(sub, common)
     return parser
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,6 +535,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(
+            f"error: {args.command} failed with {type(exc).__name__}: {_first_line(exc)}; run "
+            f"`retail-seg -v {args.command} ...` for the full trace",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

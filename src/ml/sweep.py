@@ -233,15 +233,21 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
     )
 
 
-def _reused(previous, key: str, start: float) -> SweepOutcome:
+def sweep_results(parent) -> tuple[FitResult, ...]:
+    """The fits of a sweep (its parent run), ordered by algorithm and k, read back from its
+    child runs."""
     import mlflow
 
     children = mlflow.search_runs(
-        experiment_ids=[previous.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{previous.info.run_id}'",
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
         output_format="list",
     )
-    results = tuple(sorted((_result_of(run) for run in children), key=lambda r: (r.algorithm, r.k)))
+    return tuple(sorted((_result_of(run) for run in children), key=lambda r: (r.algorithm, r.k)))
+
+
+def _reused(previous, key: str, start: float) -> SweepOutcome:
+    results = sweep_results(previous)
     winner = next(r for r in results if r.run_id == previous.data.tags[WINNER_TAG])
     return SweepOutcome(
         previous.info.run_id, key, results, winner, time.perf_counter() - start, reused=True

@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,10 @@ from retail_segmentation.common.spark import is_databricks
 
 DEFAULT_EXPERIMENT = "retail_segmentation"
 DEFAULT_MODEL = "customer_segmentation"
+# The MLflow UI opens an experiment of this kind on its runs table (model training), not on
+# the GenAI trace views it shows by default.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 # workspace paths: user folders carry e-mail addresses, development deploys a "[dev jane] " prefix
 _EXPERIMENT = re.compile(r"^[A-Za-z0-9_./ @+\[\]-]{1,200}$")
 
@@ -89,10 +94,16 @@ class MlflowConfig:
         experiment = mlflow.get_experiment_by_name(self.experiment_name)
         if experiment is None:
             experiment_id = mlflow.create_experiment(
-                self.experiment_name, artifact_location=self.artifact_location
+                self.experiment_name,
+                artifact_location=self.artifact_location,
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
             )
         else:
             experiment_id = experiment.experiment_id
+            if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                mlflow.MlflowClient().set_experiment_tag(
+                    experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+                )
         mlflow.set_experiment(experiment_id=experiment_id)
         return experiment_id
 
@@ -116,6 +127,34 @@ def add_mlflow_arguments(parser: argparse.ArgumentParser) -> None:
 def mlflow_config_from_args(args: argparse.Namespace, tables: TableConfig) -> MlflowConfig:
     """The MlflowConfig the parsed options name."""
     return MlflowConfig.for_tables(tables, args.experiment_name, args.model_name)
+
+
+def mlflow_ui_command(lakehouse_dir: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+    """The `mlflow ui` command line serving the local store of a lakehouse (loopback by
+    default); a ConfigError when there is no store yet."""
+    root = Path(lakehouse_dir).absolute() / "mlflow"
+    if not (root / "mlflow.db").is_file():
+        raise ConfigError(
+            f"no MLflow store at {root / 'mlflow.db'}: run the pipeline first (`retail-seg run`)"
+        )
+    artifacts = (root / "artifacts").as_uri()
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        # new experiments and proxied artifacts stay in the lakehouse, not in the current folder
+        "--default-artifact-root",
+        artifacts,
+        "--artifacts-destination",
+        artifacts,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
 
 
 def git_commit(explicit: str = "") -> str | None:

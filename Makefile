@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint format clean databricks-cli
+.PHONY: install run test lint format clean databricks-cli screenshots
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,17 +24,21 @@ test: install
 	$(BIN)/pytest $(ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests docs
+	$(BIN)/ruff format --check src tests docs
 
 format: install
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests docs
+	$(BIN)/ruff format src tests docs
 
 # The Databricks CLI the bundle checks in tests/bundle run (version in .ci/databricks-cli.version),
 # built with Go 1.25+; without it `make test` skips those checks (CI installs it).
 databricks-cli:
 	.ci/install-databricks-cli
+
+# docs/images/*.png: the report and the MLflow UI in headless Chromium, after `make run`
+screenshots: install
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf .lakehouse .pytest_cache .ruff_cache

@@ -107,7 +107,7 @@ def rfm_distributions(data: ReportData) -> Chart:
     for segment in _segments_in_order(data):
         for column, measure in enumerate(MEASURE_TITLES, start=1):
             q = quantiles.get((segment["segment_id"], measure))
-            if q is None:
+            if q is None or q["median"] is None:  # no customer of the segment has the measure
                 continue
             figure.add_trace(
                 go.Box(

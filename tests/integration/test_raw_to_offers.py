@@ -4,13 +4,14 @@ run on unchanged data changes nothing."""
 
 from __future__ import annotations
 
+import re
+
 import mlflow
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from retail_segmentation import cli
-from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.tables import (
     GOLD_CUSTOMER_RFM,
     GOLD_CUSTOMER_SEGMENTS,
@@ -35,13 +36,9 @@ ML_TABLES = (
 
 
 def test_raw_data_to_offers_then_a_rerun_changes_nothing(
-    spark, tmp_path, capsys, dashboard_queries
+    spark, pipeline_run, capsys, dashboard_queries
 ):
-    tables = TableConfig(schema="it_offers", lakehouse_dir=str(tmp_path / "lakehouse"))
-    argv = ["run", "--rows", "20000", "--seed", "7", "--k-range", "2..4"]
-    argv += ["--schema", tables.schema, "--lakehouse-dir", tables.lakehouse_dir]
-    assert cli.main(argv) == 0
-
+    tables, argv = pipeline_run.tables, pipeline_run.argv
     lakehouse = Lakehouse.attach(spark, tables)
     store = MlflowConfig.for_tables(tables)
     client = mlflow.MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
@@ -108,6 +105,31 @@ def test_raw_data_to_offers_then_a_rerun_changes_nothing(
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "sweep: up to date" in out and "score: up to date" in out
+    # each task announced itself, its time and the rows it wrote: the first run wrote them all,
+    # the rerun none
+    first = [
+        line for line in pipeline_run.output.splitlines() if re.match(r"\[\d/8 .* done in ", line)
+    ]
+    assert [line.split("]")[0] for line in first] == [
+        "[1/8 bronze   ",
+        "[2/8 silver   ",
+        "[3/8 gold     ",
+        "[4/8 sweep    ",
+        "[5/8 register ",
+        "[6/8 score    ",
+        "[7/8 recommend",
+        "[8/8 offers   ",
+    ]
+    assert first[0].endswith("; wrote bronze_transactions 20,000 rows")
+    assert first[7].endswith(f"; wrote gold_segmented_offers {customers.count():,} rows")
+    again = [line for line in out.splitlines() if re.match(r"\[\d/8 .* done in ", line)]
+    assert len(again) == 8 and all(line.endswith("; wrote no table") for line in again), again
+    # the summary: tables, winner, champion, offers, report, store
+    summary = out[out.index("finished in") :]
+    assert f"  {tables.schema}.gold_segmented_offers" in summary
+    assert f"champion:  {store.model_name} v{champion.version} (@champion)" in summary
+    assert f"offers:    {customers.count():,} customers got one (" in summary
+    assert f"MLflow:    {store.tracking_uri}" in summary
     assert {t: lakehouse.version(t) for t in ML_TABLES} == versions
     assert (
         len(client.search_runs([experiment.experiment_id], "tags.`retail_seg.role` = 'sweep'")) == 1

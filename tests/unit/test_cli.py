@@ -49,3 +49,91 @@ def test_run_defaults():
         "retail",
         ".lakehouse",
     )
+
+
+def _subcommands() -> dict:
+    parser = cli.build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return dict(action.choices)
+
+
+def test_every_option_of_every_command_says_its_default():
+    commands = _subcommands()
+    assert set(commands) == {
+        "run",
+        "report",
+        "ui",
+        "show",
+        "sql",
+        "generate",
+        "benchmark",
+        "upload",
+        "run-job",
+    }
+    for name, parser in commands.items():
+        for action in parser._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            assert action.help and ("default" in action.help or "required" in action.help), (
+                f"retail-seg {name} {action.option_strings[0]}: {action.help!r}"
+            )
+
+
+def test_verbose_goes_before_or_after_the_command():
+    parser = cli.build_parser()
+    assert parser.parse_args(["-v", "show", "t"]).verbose is True
+    assert parser.parse_args(["show", "t", "-v"]).verbose is True
+    assert parser.parse_args(["show", "t"]).verbose is False
+
+
+def test_ui_without_a_store_is_one_sentence(tmp_path, capsys):
+    assert cli.main(["ui", "--lakehouse-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: no MLflow store at {tmp_path / 'mlflow' / 'mlflow.db'}: run the pipeline first "
+        "(`retail-seg run`)"
+    )
+
+
+def test_report_before_any_run_names_the_missing_tables(spark, tmp_path, capsys):
+    assert cli.main(["report", "--lakehouse-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the report needs table(s) retail.silver_transactions, ")
+    assert err.endswith("which do not exist: run the pipeline first (`retail-seg run`)")
+
+
+def test_show_prints_a_table_and_names_the_tables_there_are(spark, tmp_path, capsys):
+    from retail_segmentation.common.config import TableConfig
+    from retail_segmentation.common.tables import Lakehouse
+
+    tables = TableConfig(schema="cli_show", lakehouse_dir=str(tmp_path))
+    lakehouse = Lakehouse.attach(spark, tables)
+    lakehouse.overwrite(spark.createDataFrame([(1, "a"), (2, "b")], "id int, name string"), "t")
+    argv = ["--schema", "cli_show", "--lakehouse-dir", str(tmp_path)]
+
+    assert cli.main(["show", "cli_show.t", "--limit", "1", *argv]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:5] == [
+        "cli_show.t: 2 rows; the first 1:",
+        "+---+----+",
+        "| id|name|",
+        "+---+----+",
+        "|  1|   a|",
+    ]
+    assert cli.main(["show", "nope", *argv]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: table cli_show.nope does not exist: expected one of t"
+    )
+
+
+def test_an_unexpected_failure_is_one_sentence_and_points_at_verbose(monkeypatch, capsys):
+    def broken(args):
+        raise RuntimeError("disk full\nJava stack trace ...")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["show"].set_defaults(func=broken)
+    assert cli.main(["show", "t"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: show failed with RuntimeError: disk full; run `retail-seg -v show ...` for the "
+        "full trace"
+    )

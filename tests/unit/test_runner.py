@@ -123,3 +123,34 @@ def test_a_failed_task_stops_its_dependents_and_names_the_restart(graph, monkeyp
     assert calls == [("run-b", []), ("run-c", ["--x", "2011-12-10"])]
     with pytest.raises(ConfigError, match="--from-task 'z' is not a task of demo"):
         runner.run_job(graph, variables, graph.parameters, from_task="z")
+
+
+def test_each_task_line_names_its_place_time_and_the_rows_it_wrote(
+    spark, lakehouse, graph, monkeypatch
+):
+    def fake(package, name):
+        def run(argv):
+            if name == "run-a":
+                lakehouse.overwrite(spark.createDataFrame([(1,), (2,)], "id int"), "first")
+            elif name == "run-b":
+                lakehouse.append(spark.createDataFrame([(3,)], "id int"), "first")
+                lakehouse.overwrite(spark.createDataFrame([(1,)], "id int"), "second")
+
+        return run
+
+    monkeypatch.setattr(runner, "entry_point_function", fake)
+    lines = []
+    runner.run_job(
+        graph,
+        {"day": "2011-12-10", "place": "here"},
+        graph.parameters,
+        announce=lines.append,
+        tables_dir=lakehouse.local_root,
+    )
+    done = [line.split(" done in ")[0] + " | " + line.split("; ", 1)[1] for line in lines[1::2]]
+    assert lines[0::2] == ["[1/3 a] run-a ...", "[2/3 b] run-b ...", "[3/3 c] run-c ..."]
+    assert done == [
+        "[1/3 a] | wrote first 2 rows",
+        "[2/3 b] | wrote first 1 rows, second 1 rows",
+        "[3/3 c] | wrote no table",
+    ]

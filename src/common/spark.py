@@ -2,8 +2,9 @@
 
 On Databricks the runtime's session is used as it is. On a laptop a `local[*]` session is
 built with delta-spark; the Delta jars are resolved from Maven Central by Spark's own
-resolver on first use (`configure_spark_with_delta_pip`) into a cache folder, and taken
-from that cache afterwards, so later runs need no network.
+resolver on first use (`configure_spark_with_delta_pip`, in a child process whose Ivy output
+goes to a log file) into a cache folder, and handed to every session from that cache
+(`spark.jars`), so later runs need no network.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from retail_segmentation.common.errors import SparkSetupError
@@ -62,6 +64,55 @@ def _cached_jars(cache: Path) -> list[str]:
     return sorted(str(p) for p in jars_dir.glob("*.jar"))
 
 
+# Resolves the Delta jars with delta-spark's own helper in a throw-away session, so that Ivy's
+# resolution report goes to a log file rather than to the terminal of the first run.
+_FETCH_DELTA_JARS = """
+import sys
+from delta import configure_spark_with_delta_pip
+from pyspark.sql import SparkSession
+
+builder = (
+    SparkSession.builder.master("local[1]")
+    .config("spark.jars.ivy", sys.argv[1])
+    .config("spark.ui.enabled", "false")
+)
+configure_spark_with_delta_pip(builder).getOrCreate().stop()
+"""
+
+
+def _fetch_delta_jars(cache: Path) -> list[str]:
+    """Resolve io.delta:delta-spark (and its dependencies) from Maven Central into `cache`
+    once, as `configure_spark_with_delta_pip` does; Ivy's report goes to a log file there."""
+    log_file = cache / "fetch-delta-jars.log"
+    print(
+        f"fetching the Delta Lake jars (io.delta:delta-spark_{SCALA_BINARY}:{DELTA_VERSION}) "
+        f"into {cache}, once ...",
+        file=sys.stderr,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _FETCH_DELTA_JARS, str(cache)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    log_file.write_text(result.stdout + result.stderr, encoding="utf-8")
+    jars = _cached_jars(cache)
+    if result.returncode != 0 or not jars:
+        lines = [line.strip() for line in (result.stderr or result.stdout).splitlines()]
+        cause = next(
+            (line for line in reversed(lines) if "Exception" in line or "Error" in line),
+            lines[-1] if lines else f"exit code {result.returncode}",
+        )
+        raise SparkSetupError(
+            f"could not fetch the Delta Lake jars "
+            f"(io.delta:delta-spark_{SCALA_BINARY}:{DELTA_VERSION}) into {cache}: Spark resolves "
+            "them from Maven Central on first use, so run once with network access, or place the "
+            f"jars in {cache / 'jars'} (e.g. with `mvn dependency:copy`). Cause: {cause} "
+            f"(full output in {log_file})"
+        )
+    return jars
+
+
 def local_spark(
     app_name: str = "retail-segmentation",
     warehouse_dir: str = ".lakehouse/spark-warehouse",
@@ -91,7 +142,6 @@ def local_spark(
             f"Spark 4 needs Java {MIN_JAVA} or newer, found Java {major}: install a newer JDK "
             "or point JAVA_HOME at one."
         )
-    from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
     log_config = Path(__file__).with_name("log4j2.properties")
@@ -120,24 +170,8 @@ def local_spark(
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
-    jars = _cached_jars(cache)
-    if jars:
-        builder = builder.config("spark.jars", ",".join(jars))
-    else:
-        builder = configure_spark_with_delta_pip(builder)
-    try:
-        spark = builder.getOrCreate()
-    except Exception as exc:  # the JVM died before Py4J could say why
-        if jars:
-            raise
-        raise SparkSetupError(
-            f"could not fetch the Delta Lake jars "
-            f"(io.delta:delta-spark_{SCALA_BINARY}:{DELTA_VERSION}) "
-            f"into {cache}: Spark resolves them from Maven Central on first use, so run once with "
-            f"network access, or place the jars in {cache / 'jars'} "
-            "(e.g. with `mvn dependency:copy`). "
-            f"Cause: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from exc
+    jars = _cached_jars(cache) or _fetch_delta_jars(cache)
+    spark = builder.config("spark.jars", ",".join(jars)).getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("RETAIL_SEG_SPARK_LOG_LEVEL", "ERROR"))
     return spark
 

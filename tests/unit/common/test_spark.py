@@ -57,3 +57,30 @@ def test_on_databricks_the_runtime_session_is_used(monkeypatch, spark):
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "17.3")
     assert spark_module.is_databricks()
     assert spark_module.get_spark() is spark  # the active session, no new builder
+
+
+def test_the_first_fetch_of_the_delta_jars_keeps_ivy_quiet(tmp_path, capfd):
+    jars = spark_module._fetch_delta_jars(tmp_path)  # Spark's own resolver, in a child process
+
+    names = sorted(os.path.basename(j) for j in jars)
+    assert names == [spark_module.DELTA_JAR, "io.delta_delta-storage-4.0.0.jar",
+                     "org.antlr_antlr4-runtime-4.13.1.jar"]  # fmt: skip
+    err = capfd.readouterr().err
+    assert err.strip() == (
+        f"fetching the Delta Lake jars (io.delta:delta-spark_2.13:4.0.0) into {tmp_path}, once ..."
+    )
+    assert "resolving dependencies" in (tmp_path / "fetch-delta-jars.log").read_text()
+
+
+def test_a_failed_fetch_of_the_delta_jars_is_one_sentence(monkeypatch, tmp_path):
+    script = "import sys; print('::: UNRESOLVED DEPENDENCIES', file=sys.stderr); sys.exit(1)"
+    monkeypatch.setattr(spark_module, "_FETCH_DELTA_JARS", script)
+    with pytest.raises(SparkSetupError) as failure:
+        spark_module._fetch_delta_jars(tmp_path)
+    assert str(failure.value) == (
+        "could not fetch the Delta Lake jars (io.delta:delta-spark_2.13:4.0.0) into "
+        f"{tmp_path}: Spark resolves them from Maven Central on first use, so run once with "
+        f"network access, or place the jars in {tmp_path / 'jars'} (e.g. with `mvn "
+        "dependency:copy`). Cause: ::: UNRESOLVED DEPENDENCIES (full output in "
+        f"{tmp_path / 'fetch-delta-jars.log'})"
+    )

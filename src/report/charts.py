@@ -27,6 +27,7 @@ PERSONA_COLOURS = {
 }
 _OTHER_COLOUR = "#888888"
 ALGORITHM_NAMES = {"kmeans": "KMeans", "gmm": "GaussianMixture"}
+ALGORITHM_COLOURS = {"kmeans": "#1f78b4", "gmm": "#ff7f00"}
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MEASURE_TITLES = {
     "recency_days": "Recency (days since last purchase)",
@@ -157,6 +158,7 @@ def sweep_silhouette(data: ReportData) -> Chart:
                 y=[f.silhouette for f in fits],
                 mode="lines+markers",
                 name=ALGORITHM_NAMES.get(algorithm, algorithm),
+                line_color=ALGORITHM_COLOURS.get(algorithm, _OTHER_COLOUR),
                 customdata=[[f.smallest_cluster_share] for f in fits],
                 hovertemplate="k=%{x}: silhouette %{y:.4f}, smallest cluster "
                 "%{customdata[0]:.1%}<extra>%{fullData.name}</extra>",
@@ -210,6 +212,7 @@ def sweep_elbow(data: ReportData) -> Chart:
                 y=[getattr(f, measure) for f in fits],
                 mode="lines+markers",
                 name=ALGORITHM_NAMES[algorithm],
+                line_color=ALGORITHM_COLOURS[algorithm],
             ),
             row=1,
             col=column,

@@ -371,6 +371,16 @@ def _add_deploy_parsers(sub: argparse._SubParsersAction, common: argparse.Argume
     run.set_defaults(func=_run_job)
 
 
+def _add_experiment_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    from retail_segmentation.ml.tracking import DEFAULT_EXPERIMENT
+
+    parser.add_argument(
+        "--experiment-name",
+        default=DEFAULT_EXPERIMENT,
+        help=f"{what} (default: {DEFAULT_EXPERIMENT})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `retail-seg` argument parser."""
     parser = argparse.ArgumentParser(
@@ -419,11 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="2..8",
         help="LOW..HIGH numbers of segments the sweep tries (default: 2..8)",
     )
-    run.add_argument(
-        "--experiment-name",
-        default="retail_segmentation",
-        help="MLflow experiment in the local store (default: retail_segmentation)",
-    )
+    _add_experiment_argument(run, "MLflow experiment in the local store")
     run.add_argument(
         "--from-task",
         help="start again from this task of the job, e.g. sweep (default: the first, bronze)",
@@ -454,11 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--out", help="HTML file to write (default: <lakehouse-dir>/report/insights.html)"
     )
-    report.add_argument(
-        "--experiment-name",
-        default="retail_segmentation",
-        help="MLflow experiment of the sweep (default: retail_segmentation)",
-    )
+    _add_experiment_argument(report, "MLflow experiment of the sweep")
     report.set_defaults(func=_report)
 
     ui = command("ui", "start the MLflow UI on the local tracking store and model registry")
@@ -468,11 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to listen on (default: 127.0.0.1, this machine only)",
     )
     ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
-    ui.add_argument(
-        "--experiment-name",
-        default="retail_segmentation",
-        help="experiment named in the hint printed (default: retail_segmentation)",
-    )
+    _add_experiment_argument(ui, "experiment named in the hint printed")
     ui.set_defaults(func=_ui)
 
     show = command("show", "print the row count and first rows of a table")

@@ -473,6 +473,21 @@ CHARTS: tuple[Callable[[ReportData], Chart], ...] = (
 )
 
 
+# The id of each chart's element in the page, in page order.
+CHART_IDS = (
+    "segment-sizes",
+    "rfm-distributions",
+    "persona-profiles",
+    "sweep-silhouette",
+    "sweep-elbow",
+    "data-quality",
+    "top-products",
+    "offers",
+    "sales-weekday-hour",
+    "sales-by-country",
+)
+
+
 def build_charts(data: ReportData) -> list[Chart]:
     """Every chart of the report, in page order."""
     return [chart(data) for chart in CHARTS]

@@ -17,6 +17,7 @@ from retail_segmentation.common.tables import (
 from retail_segmentation.ml.tracking import MlflowConfig
 from retail_segmentation.report.browser import view_report
 from retail_segmentation.report.build import default_report_path, gather_report_data
+from retail_segmentation.report.charts import CHART_IDS
 
 
 def test_the_report_agrees_with_the_tables_and_mlflow(spark, pipeline_run):
@@ -68,19 +69,7 @@ def test_the_run_writes_a_report_that_renders_every_chart_in_chromium(
 
     assert view.errors == ()
     assert view.title == "Customer segments · retail-segmentation"
-    expected_ids = [
-        "segment-sizes",
-        "rfm-distributions",
-        "persona-profiles",
-        "sweep-silhouette",
-        "sweep-elbow",
-        "data-quality",
-        "top-products",
-        "offers",
-        "sales-weekday-hour",
-        "sales-by-country",
-    ]
-    assert list(view.rendered) == expected_ids
+    assert list(view.rendered) == list(CHART_IDS)
     assert all(layers >= 1 for layers in view.rendered.values()), view.rendered
-    assert len(view.sections) == len(expected_ids)
+    assert len(view.sections) == len(CHART_IDS)
     assert screenshot.stat().st_size > 50_000  # a drawn page, not a blank one

@@ -1,46 +1,61 @@
-"""`retail-seg benchmark`: time each task on N generated lines, report rows per second.
+"""`retail-seg benchmark`: generate N lines, run the bundle's whole job graph on them with the
+local runner, and report per task: wall time, rows in and out, rows per second, and the peak
+resident memory of the driver's Python process and of its JVM.
 
-Figures come from this command, never from timed tests. It writes into a scratch
-lakehouse folder, so it never touches `.lakehouse/`.
+Figures come from this command, never from timed tests. It writes into a scratch lakehouse
+folder, so it never touches `.lakehouse/`. Memory is read from /proc (Linux); elsewhere it is
+left out.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from retail_segmentation.bronze.columns import SourceFormat
-from retail_segmentation.bronze.task import BronzeConfig, ingest_bronze
+from retail_segmentation import runner
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.spark import get_spark
 from retail_segmentation.common.tables import (
+    BRONZE_TRANSACTIONS,
     GOLD_CUSTOMER_RFM,
     GOLD_CUSTOMER_SEGMENTS,
+    SILVER_TRANSACTIONS,
     Lakehouse,
 )
 from retail_segmentation.data.generator import GeneratorConfig, write_dataset
-from retail_segmentation.gold.task import GoldConfig, build_gold
-from retail_segmentation.ml import tasks as ml
-from retail_segmentation.ml.clustering import SweepParams
-from retail_segmentation.ml.recommend import AlsParams
-from retail_segmentation.ml.registry import RegisterConfig, register_winner
-from retail_segmentation.ml.sweep import SweepConfig, run_sweep
-from retail_segmentation.ml.tracking import MlflowConfig
-from retail_segmentation.silver.task import SilverConfig, build_silver
+
+BENCH_SCHEMA = "bench"
+# Each task's input: the table whose rows it reads (bronze reads the landed lines).
+TASK_INPUTS = {
+    "silver": BRONZE_TRANSACTIONS,
+    "gold": SILVER_TRANSACTIONS,
+    "sweep": GOLD_CUSTOMER_RFM,
+    "score": GOLD_CUSTOMER_RFM,
+    "recommend": SILVER_TRANSACTIONS,
+    "offers": GOLD_CUSTOMER_SEGMENTS,
+}
 
 
 @dataclass(frozen=True)
-class TaskTiming:
+class TaskFigures:
     """One task's figures."""
 
     task: str
     seconds: float
     rows_in: int
     rows_out: int
+    python_peak_mib: float | None = None
+    jvm_peak_mib: float | None = None
+    note: str = ""
 
     @property
     def rows_per_second(self) -> float:
@@ -48,82 +63,217 @@ class TaskTiming:
         return self.rows_in / self.seconds if self.seconds else 0.0
 
 
+def _rss_mib(pid: int) -> float:
+    """Resident memory of one process, from /proc/<pid>/status (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    """Every process below `pid` (the JVM PySpark starts, and anything it starts)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses
+        ppid = int(text.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class MemorySampler:
+    """Samples, every `interval` seconds in a thread, the resident memory of this process
+    (the Python driver) and of its descendants (the JVM); `measure()` gives each block's peaks."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.available = Path(f"/proc/{os.getpid()}/status").is_file()
+        self._lock = threading.Lock()
+        self._peaks = (0.0, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        if self.available:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _sample(self) -> None:
+        python = _rss_mib(os.getpid())
+        jvm = sum(_rss_mib(child) for child in _children(os.getpid()))
+        with self._lock:
+            self._peaks = (max(self._peaks[0], python), max(self._peaks[1], jvm))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    @contextmanager
+    def measure(self) -> Iterator[dict[str, float | None]]:
+        """Peaks of the block, in MiB, filled in when it ends: {"python": ..., "jvm": ...}."""
+        peaks: dict[str, float | None] = {"python": None, "jvm": None}
+        if self.available:
+            with self._lock:
+                self._peaks = (0.0, 0.0)
+            self._sample()
+        try:
+            yield peaks
+        finally:
+            if self.available:
+                self._sample()
+                with self._lock:
+                    peaks["python"], peaks["jvm"] = self._peaks
+
+
+def _k_count(k_range: str) -> int:
+    low, high = (int(part) for part in k_range.split("..", 1))
+    return high - low + 1
+
+
 def run_benchmark(
-    rows: int, seed: int, files: int, work_dir: str | None = None
-) -> list[TaskTiming]:
-    """Generate `rows` lines, then time every task of the graph on them, in job order."""
-    root = Path(work_dir or tempfile.mkdtemp(prefix="retail-seg-bench-"))
-    if root.exists():
-        shutil.rmtree(root / "tables", ignore_errors=True)
-    spark = get_spark(warehouse_dir=str(root / "spark-warehouse"))
-    tables = TableConfig(schema="bench", lakehouse_dir=str(root))
-    lakehouse = Lakehouse.attach(spark, tables)
-    timings: list[TaskTiming] = []
+    rows: int,
+    seed: int = 42,
+    files: int = 4,
+    work_dir: str | None = None,
+    k_range: str = "2..8",
+    echo=print,
+) -> list[TaskFigures]:
+    """Generate `rows` lines into a scratch folder, then run the job graph of
+    resources/*.job.yml on them, measuring every task."""
+    root = Path(work_dir or tempfile.mkdtemp(prefix="retail-seg-bench-")).absolute()
+    for stale in ("tables", "mlflow", "data", "spark-warehouse"):
+        shutil.rmtree(root / stale, ignore_errors=True)
+    figures: list[TaskFigures] = []
+    with MemorySampler() as sampler:
+        spark = get_spark(warehouse_dir=str(root / "spark-warehouse"))
+        tables = TableConfig(schema=BENCH_SCHEMA, lakehouse_dir=str(root))
+        lakehouse = Lakehouse.attach(spark, tables)
 
-    start = time.perf_counter()
-    write_dataset(spark, GeneratorConfig(rows=rows, seed=seed, files=files), str(root / "data"))
-    timings.append(TaskTiming("generate", time.perf_counter() - start, rows, rows))
-
-    start = time.perf_counter()
-    bronze = ingest_bronze(
-        spark, lakehouse, BronzeConfig(str(root / "data" / "transactions"), SourceFormat(), tables)
-    )
-    timings.append(
-        TaskTiming(
-            "bronze", time.perf_counter() - start, bronze.rows_ingested, bronze.rows_ingested
+        echo(f"[generate] {rows:,} lines into {root / 'data'} ...")
+        start = time.perf_counter()
+        with sampler.measure() as peaks:
+            write_dataset(
+                spark, GeneratorConfig(rows=rows, seed=seed, files=files), str(root / "data")
+            )
+        figures.append(
+            TaskFigures(
+                "generate", time.perf_counter() - start, rows, rows, peaks["python"], peaks["jvm"]
+            )
         )
-    )
 
-    start = time.perf_counter()
-    silver = build_silver(spark, lakehouse, SilverConfig(tables=tables))
-    timings.append(
-        TaskTiming("silver", time.perf_counter() - start, silver.bronze_rows, silver.silver_rows)
-    )
-
-    start = time.perf_counter()
-    gold = build_gold(spark, lakehouse, GoldConfig(tables=tables))
-    customers = gold.rows[GOLD_CUSTOMER_RFM]
-    timings.append(TaskTiming("gold", time.perf_counter() - start, silver.silver_rows, customers))
-
-    store = MlflowConfig.for_tables(tables)
-    start = time.perf_counter()
-    truth = str(root / "data" / "truth" / "customer_profiles.csv")
-    sweep = run_sweep(spark, lakehouse, SweepConfig(tables, store, SweepParams(), truth))
-    timings.append(TaskTiming("sweep", time.perf_counter() - start, customers, len(sweep.results)))
-
-    start = time.perf_counter()
-    register_winner(spark, lakehouse, RegisterConfig(tables, store))
-    timings.append(TaskTiming("register", time.perf_counter() - start, 1, 1))
-
-    start = time.perf_counter()
-    scored = ml.score_customers(spark, lakehouse, store) or {}
-    timings.append(
-        TaskTiming(
-            "score", time.perf_counter() - start, customers, scored.get(GOLD_CUSTOMER_SEGMENTS, 0)
+        bundle = runner.bundle_root()
+        variables = runner.bundle_substitutions(bundle)
+        variables.update(
+            catalog="main",
+            schema=BENCH_SCHEMA,
+            landing_path=str(root / "data" / "transactions"),
+            encoding="UTF-8",
+            column_mapping="",
+            experiment_name="retail_segmentation",
         )
-    )
+        graph = runner.load_job(bundle / "resources")
+        parameters = {**graph.parameters, "as_of_date": "", "k_range": k_range}
+        task_peaks: dict[str, dict[str, float | None]] = {}
 
-    start = time.perf_counter()
-    recommendations = ml.build_recommendations(lakehouse, AlsParams()) or 0
-    timings.append(
-        TaskTiming("recommend", time.perf_counter() - start, silver.silver_rows, recommendations)
-    )
+        @contextmanager
+        def monitor(task: runner.Task) -> Iterator[None]:
+            with sampler.measure() as peaks:
+                yield
+            task_peaks[task.key] = peaks
 
-    start = time.perf_counter()
-    offers = ml.build_offers(lakehouse).rows or 0
-    timings.append(TaskTiming("offers", time.perf_counter() - start, customers, offers))
-    return timings
+        truth = root / "data" / "truth" / "customer_profiles.csv"
+        runs = runner.run_job(
+            graph,
+            variables,
+            parameters,
+            ["--lakehouse-dir", str(root)],
+            task_args={"sweep": ["--truth-path", str(truth)]},
+            announce=echo,
+            tables_dir=lakehouse.local_root,
+            monitor=monitor,
+        )
+
+    written = {table: n for run in runs.values() for table, n in run.rows_written.items()}
+    fits = 2 * _k_count(k_range)
+    for key, run in runs.items():
+        rows_in = rows if key == "bronze" else written.get(TASK_INPUTS.get(key, ""), 0)
+        rows_out = sum(run.rows_written.values())
+        note = (
+            ", ".join(f"{t} {n:,}" for t, n in run.rows_written.items())
+            if len(run.rows_written) > 1
+            else ""
+        )
+        if key == "sweep":
+            rows_out, note = fits, f"{fits} fits (MLflow runs)"
+        elif key == "register":
+            rows_in, rows_out, note = fits, 1, "1 model version"
+        peaks = task_peaks.get(key, {})
+        figures.append(
+            TaskFigures(
+                key, run.seconds, rows_in, rows_out, peaks.get("python"), peaks.get("jvm"), note
+            )
+        )
+    return figures
 
 
-def report(timings: list[TaskTiming], json_path: str | None) -> str:
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def report(
+    figures: list[TaskFigures], json_path: str | None = None, rows: int | None = None
+) -> str:
     """A printable table; also written as JSON when `json_path` is given."""
-    lines = [f"{'task':<10} {'seconds':>9} {'rows in':>12} {'rows out':>12} {'rows/s':>10}"]
-    for t in timings:
+    lines = [
+        f"{'task':<10} {'seconds':>9} {'rows in':>12} {'rows out':>12} {'rows/s':>10} "
+        f"{'python MiB':>10} {'JVM MiB':>8}  note"
+    ]
+    for f in figures:
         lines.append(
-            f"{t.task:<10} {t.seconds:>9.1f} {t.rows_in:>12,} {t.rows_out:>12,} "
-            f"{t.rows_per_second:>10,.0f}"
+            f"{f.task:<10} {f.seconds:>9.1f} {f.rows_in:>12,} {f.rows_out:>12,} "
+            f"{f.rows_per_second:>10,.0f} {_mib(f.python_peak_mib):>10} "
+            f"{_mib(f.jvm_peak_mib):>8}  {f.note}"
         )
+    total = sum(f.seconds for f in figures)
+    lines.append(f"{'total':<10} {total:>9.1f}")
     if json_path:
-        payload = [{**asdict(t), "rows_per_second": round(t.rows_per_second)} for t in timings]
+        payload = {
+            "rows": rows,
+            "total_seconds": round(total, 1),
+            "machine": {
+                "cores": os.cpu_count(),
+                "memory_gib": _memory_gib(),
+                "python": platform.python_version(),
+                "driver_memory": os.environ.get("RETAIL_SEG_DRIVER_MEMORY", "4g"),
+            },
+            "tasks": [{**asdict(f), "rows_per_second": round(f.rows_per_second)} for f in figures],
+        }
         Path(json_path).write_text(json.dumps(payload, indent=2) + "\n")
     return "\n".join(lines)
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return None

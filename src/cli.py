@@ -27,6 +27,7 @@ from retail_segmentation.common.config import add_table_arguments, table_config_
 from retail_segmentation.common.errors import RetailSegError
 
 DEFAULT_ROWS = 50_000
+BENCHMARK_ROWS = 1_067_371  # lines of the public Online Retail II data set
 DEFAULT_SEED = 42
 
 
@@ -70,12 +71,21 @@ def _default_landing(lakehouse_dir: str, rows: int, seed: int) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     """The bundle's job graph (resources/*.job.yml), run locally by the runner, then the
-    report and a summary."""
+    report and a summary; one run at a time per lakehouse folder."""
+    from retail_segmentation import runner
+
+    with runner.lakehouse_lock(args.lakehouse_dir):
+        return _run_locked(args)
+
+
+def _run_locked(args: argparse.Namespace) -> int:
     from retail_segmentation import runner
     from retail_segmentation.common.spark import get_spark
     from retail_segmentation.common.tables import Lakehouse
 
     started = time.perf_counter()
+    tables = table_config_from_args(args)  # names checked before Spark starts
+    _mlflow_config(args)
     landing = args.landing_path or _default_landing(args.lakehouse_dir, args.rows, args.seed)
     root = runner.bundle_root()
     variables = runner.bundle_substitutions(root)
@@ -93,7 +103,6 @@ def _run(args: argparse.Namespace) -> int:
     if not args.landing_path:  # generated data: the true profiles are known
         truth = _default_folder(args.lakehouse_dir, args.rows, args.seed) / "truth"
         task_args["sweep"] = ["--truth-path", str(truth / "customer_profiles.csv")]
-    tables = table_config_from_args(args)
     spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
     lakehouse = Lakehouse.attach(spark, tables)
     runner.run_job(
@@ -162,8 +171,9 @@ def _report(args: argparse.Namespace) -> int:
     from retail_segmentation.common.spark import get_spark
     from retail_segmentation.common.tables import Lakehouse
 
+    tables = table_config_from_args(args)  # names checked before Spark starts
     spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
-    lakehouse = Lakehouse.attach(spark, table_config_from_args(args))
+    lakehouse = Lakehouse.attach(spark, tables)
     _write_report(lakehouse, args, Path(args.out) if args.out else None)
     return 0
 
@@ -190,8 +200,9 @@ def _show(args: argparse.Namespace) -> int:
     from retail_segmentation.common.spark import get_spark
     from retail_segmentation.common.tables import Lakehouse
 
+    tables = table_config_from_args(args)  # names checked before Spark starts
     spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
-    lakehouse = Lakehouse.attach(spark, table_config_from_args(args))
+    lakehouse = Lakehouse.attach(spark, tables)
     table = args.table.split(".")[-1]
     if not lakehouse.exists(table):
         found = sorted(p.name for p in lakehouse.local_root.glob("*") if p.is_dir())
@@ -218,8 +229,9 @@ def _sql(args: argparse.Namespace) -> int:
     from retail_segmentation.common.spark import get_spark
     from retail_segmentation.common.tables import Lakehouse
 
+    tables = table_config_from_args(args)  # names checked before Spark starts
     spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
-    Lakehouse.attach(spark, table_config_from_args(args))
+    Lakehouse.attach(spark, tables)
     from pyspark.errors import AnalysisException, ParseException
 
     try:
@@ -234,10 +246,15 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
+    if args.driver_memory:  # read when the local session starts
+        os.environ["RETAIL_SEG_DRIVER_MEMORY"] = args.driver_memory
     from retail_segmentation.benchmark import report, run_benchmark
 
-    timings = run_benchmark(args.rows, args.seed, args.files, args.work_dir)
-    print(report(timings, args.json))
+    figures = run_benchmark(args.rows, args.seed, args.files, args.work_dir, args.k_range)
+    print()
+    print(report(figures, args.json, args.rows))
+    if args.json:
+        print(f"figures written to {args.json}")
     return 0
 
 
@@ -505,11 +522,32 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="output folder (required)")
     gen.set_defaults(func=_generate)
 
-    bench = command("benchmark", "time each task on generated data", tables=False)
-    bench.add_argument("--rows", type=int, default=1_000_000, help="lines (default: 1,000,000)")
+    bench = command(
+        "benchmark",
+        "generate N lines and time every task of the job graph on them: seconds, rows in and "
+        "out, rows per second, peak memory of the Python driver and its JVM",
+        tables=False,
+    )
+    bench.add_argument(
+        "--rows",
+        type=int,
+        default=BENCHMARK_ROWS,
+        help=f"lines to generate (default: {BENCHMARK_ROWS:,}, the size of the public Online "
+        "Retail II data; 10,000,000 and more work too)",
+    )
     bench.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed (default: 42)")
     bench.add_argument("--files", type=int, default=4, help="CSV files (default: 4)")
-    bench.add_argument("--work-dir", help="scratch folder (default: a new temp folder)")
+    bench.add_argument(
+        "--k-range", default="2..8", help="LOW..HIGH k the sweep tries (default: 2..8)"
+    )
+    bench.add_argument(
+        "--driver-memory",
+        help="JVM heap of the local Spark driver, e.g. 8g (default: RETAIL_SEG_DRIVER_MEMORY "
+        "or 4g)",
+    )
+    bench.add_argument(
+        "--work-dir", help="scratch folder, emptied first (default: a new temp folder)"
+    )
     bench.add_argument("--json", help="also write the figures to this JSON file (default: none)")
     bench.set_defaults(func=_benchmark)
 

@@ -15,7 +15,8 @@ import argparse
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -23,7 +24,12 @@ from pathlib import Path
 import yaml
 
 from retail_segmentation.common.delta_log import rows_written_since, table_versions
-from retail_segmentation.common.errors import ConfigError, RetailSegError
+from retail_segmentation.common.errors import (
+    ConcurrentRunError,
+    ConfigError,
+    RetailSegError,
+    is_concurrent_write_conflict,
+)
 from retail_segmentation.common.tables import PIPELINE_LEDGER
 
 _VARIABLE = re.compile(r"\$\{var\.([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -204,6 +210,16 @@ def task_argv(task: Task, variables: Mapping[str, str], parameters: Mapping[str,
     return [resolve(p, variables, parameters) for p in task.parameters]
 
 
+@dataclass(frozen=True)
+class TaskRun:
+    """What one task of a local run did: its seconds, and the rows it committed per table
+    (empty without `tables_dir`; the ledger is left out)."""
+
+    key: str
+    seconds: float
+    rows_written: Mapping[str, int]
+
+
 class TaskFailedError(RetailSegError):
     """A task of the local job failed; its dependents did not run."""
 
@@ -217,18 +233,21 @@ def run_job(
     task_args: Mapping[str, Sequence[str]] | None = None,
     announce: Callable[[str], None] = print,
     tables_dir: Path | None = None,
-) -> dict[str, float]:
-    """Run every task (from `from_task` on) in order; returns seconds per task.
+    monitor: Callable[[Task], AbstractContextManager] | None = None,
+) -> dict[str, TaskRun]:
+    """Run every task (from `from_task` on) in order; returns what each did, by task key.
 
     `local_args` go to every task (e.g. --lakehouse-dir), `task_args` to one task by key
     (e.g. the sweep's --truth-path on generated data). With `tables_dir` (the local schema
-    folder), each task's line says which tables it committed to and how many rows it wrote."""
+    folder), each task's line says which tables it committed to and how many rows it wrote.
+    `monitor(task)`, a context manager, is entered around each task (the benchmark samples
+    memory with it)."""
     keys = [t.key for t in graph.tasks]
     if from_task is not None and from_task not in keys:
         raise ConfigError(f"--from-task {from_task!r} is not a task of {graph.name}: {keys}")
     tasks = graph.tasks[keys.index(from_task) :] if from_task else graph.tasks
     resolved = {k: resolve(v, variables, {}) for k, v in parameters.items()}
-    timings: dict[str, float] = {}
+    runs: dict[str, TaskRun] = {}
     width = max(len(t.key) for t in tasks)
     for position, task in enumerate(tasks, start=1):
         extra = (task_args or {}).get(task.key, ())
@@ -239,24 +258,64 @@ def run_job(
         before = table_versions(tables_dir) if tables_dir else {}
         start = time.perf_counter()
         try:
-            function(argv)
+            with monitor(task) if monitor else nullcontext():
+                function(argv)
         except Exception as exc:
             skipped = [t.key for t in tasks[tasks.index(task) + 1 :]]
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if is_concurrent_write_conflict(exc):
+                reason = (
+                    "another run committed to the same table at the same time, so Delta refused "
+                    f"this task's commit and nothing of it is visible ({reason})"
+                )
             raise TaskFailedError(
                 f"task {task.key!r} ({task.entry_point}) failed: {reason}; not run: "
                 f"{', '.join(skipped) or 'none'}. Fix it and run again with --from-task {task.key}"
             ) from exc
-        timings[task.key] = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        rows = rows_written_since(tables_dir, before) if tables_dir is not None else {}
+        rows.pop(PIPELINE_LEDGER, None)  # bookkeeping, not the task's output
+        runs[task.key] = TaskRun(task.key, seconds, rows)
         written = ""
         if tables_dir is not None:
-            rows = rows_written_since(tables_dir, before)
-            rows.pop(PIPELINE_LEDGER, None)  # bookkeeping, not the task's output
             written = "; wrote " + (
                 ", ".join(f"{table} {n:,} rows" for table, n in rows.items()) or "no table"
             )
-        announce(f"{step} done in {timings[task.key]:.1f}s{written}")
-    return timings
+        announce(f"{step} done in {seconds:.1f}s{written}")
+    return runs
+
+
+@contextmanager
+def lakehouse_lock(lakehouse_dir: str) -> Iterator[None]:
+    """Hold `<lakehouse_dir>/.run.lock` for one local run, as the deployed job allows one run
+    at a time (max_concurrent_runs: 1): a second run on the same lakehouse stops at once with
+    a ConcurrentRunError instead of racing the first. The operating system releases the lock
+    when the process ends, however it ends."""
+    import fcntl
+
+    root = Path(lakehouse_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / ".run.lock"
+    with path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise ConcurrentRunError(
+                f"another run is using {root.absolute()} ({holder}): wait for it to finish, or "
+                "give this one another --lakehouse-dir"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.seek(0)
+            lock.truncate()
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
@@ -297,11 +356,12 @@ def main(argv: list[str] | None = None) -> None:
     graph = load_job(root / "resources", args.job)
     parameters = {**graph.parameters, **_pairs(args.param, "--param")}
     schema = resolve(variables.get("schema", "retail"), variables, {})
-    run_job(
-        graph,
-        variables,
-        parameters,
-        ["--lakehouse-dir", args.lakehouse_dir],
-        args.from_task,
-        tables_dir=Path(args.lakehouse_dir).absolute() / "tables" / schema,
-    )
+    with lakehouse_lock(args.lakehouse_dir):
+        run_job(
+            graph,
+            variables,
+            parameters,
+            ["--lakehouse-dir", args.lakehouse_dir],
+            args.from_task,
+            tables_dir=Path(args.lakehouse_dir).absolute() / "tables" / schema,
+        )

@@ -19,3 +19,25 @@ class IngestError(RetailSegError):
 
 class LedgerImbalanceError(RetailSegError):
     """Rows were lost: bronze != silver + quarantine + removed duplicates."""
+
+
+class ConcurrentRunError(RetailSegError):
+    """Another run holds the local lakehouse, or committed to a table at the same time."""
+
+
+# What Delta's optimistic concurrency control raises when another writer committed first
+# (ConcurrentAppendException, ConcurrentDeleteReadException, MetadataChangedException,
+# ProtocolChangedException, ...), by error class and by exception name.
+_DELTA_CONFLICTS = (
+    "DELTA_CONCURRENT_",
+    "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+    "io.delta.exceptions.Concurrent",
+)
+
+
+def is_concurrent_write_conflict(error: BaseException | str) -> bool:
+    """True when Delta refused a commit because another writer committed first (an exception,
+    or the text a failed process printed)."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return any(marker in text for marker in _DELTA_CONFLICTS)

@@ -303,8 +303,9 @@ def score_main(argv: list[str] | None = None) -> None:
         argv
     )
     tables = table_config_from_args(args)
+    mlflow_config = mlflow_config_from_args(args, tables)  # checked before Spark starts
     spark, lakehouse = _session(tables)
-    rows = score_customers(spark, lakehouse, mlflow_config_from_args(args, tables), args.force)
+    rows = score_customers(spark, lakehouse, mlflow_config, args.force)
     if rows is None:
         print("score: up to date (same champion, same gold tables), nothing to do; --force redoes")
         return

@@ -154,3 +154,34 @@ def test_each_task_line_names_its_place_time_and_the_rows_it_wrote(
         "[2/3 b] | wrote first 1 rows, second 1 rows",
         "[3/3 c] | wrote no table",
     ]
+
+
+def test_a_delta_write_conflict_is_named_as_such(graph, monkeypatch):
+    def conflict(package, name):
+        def run(argv):
+            raise RuntimeError(
+                "[DELTA_CONCURRENT_APPEND] ConcurrentAppendException: Files were added to the "
+                "root of the table by a concurrent update.\n\tat org.apache.spark..."
+            )
+
+        return run
+
+    monkeypatch.setattr(runner, "entry_point_function", conflict)
+    with pytest.raises(runner.TaskFailedError) as failed:
+        runner.run_job(graph, {"day": "d", "place": "p"}, graph.parameters, announce=print)
+    assert str(failed.value) == (
+        "task 'a' (run-a) failed: another run committed to the same table at the same time, so "
+        "Delta refused this task's commit and nothing of it is visible ([DELTA_CONCURRENT_APPEND] "
+        "ConcurrentAppendException: Files were added to the root of the table by a concurrent "
+        "update.); not run: b, c. Fix it and run again with --from-task a"
+    )
+
+
+def test_the_lakehouse_lock_is_held_once(tmp_path):
+    from retail_segmentation.common.errors import ConcurrentRunError
+
+    refused = pytest.raises(ConcurrentRunError, match=r"another run is using .* \(pid \d+")
+    with runner.lakehouse_lock(str(tmp_path)), refused, runner.lakehouse_lock(str(tmp_path)):
+        pass
+    with runner.lakehouse_lock(str(tmp_path)):  # released
+        pass

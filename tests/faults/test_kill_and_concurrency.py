@@ -1,0 +1,252 @@
+"""Runs killed hard in the middle (SIGKILL to the task's whole process group, JVM included)
+and then run again end with the same tables as an uninterrupted run, and never show a
+half-written table; two runs at once either both finish consistently or one stops with a
+clear conflict message."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import pytest
+from chispa import assert_df_equality
+
+from retail_segmentation import cli, runner
+from retail_segmentation.bronze.columns import SourceFormat
+from retail_segmentation.bronze.task import BronzeConfig, ingest_bronze
+from retail_segmentation.common.config import TableConfig
+from retail_segmentation.common.errors import is_concurrent_write_conflict
+from retail_segmentation.common.ledger import has_finished
+from retail_segmentation.common.tables import (
+    GOLD_CUSTOMER_SEGMENTS,
+    PIPELINE_LEDGER,
+    SILVER_PRODUCTS,
+    SILVER_QUARANTINE,
+    SILVER_TRANSACTIONS,
+    Lakehouse,
+)
+from retail_segmentation.data.generator import GeneratorConfig, write_dataset
+from retail_segmentation.gold.task import GoldConfig, build_gold
+from retail_segmentation.ml import tasks as ml
+from retail_segmentation.ml.clustering import SweepParams
+from retail_segmentation.ml.registry import RegisterConfig, register_winner
+from retail_segmentation.ml.sweep import SweepConfig, run_sweep
+from retail_segmentation.ml.tracking import MlflowConfig
+from retail_segmentation.silver.task import SilverConfig, build_silver, silver_run_id
+
+pytestmark = pytest.mark.faults
+
+SILVER_TABLES = (SILVER_TRANSACTIONS, SILVER_QUARANTINE, SILVER_PRODUCTS)
+SWEEP = SweepParams(k_min=2, k_max=3)
+
+
+@pytest.fixture(scope="module")
+def landing(spark, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("generated")
+    write_dataset(spark, GeneratorConfig(rows=6_000, seed=11, files=2), str(out))
+    return out / "transactions"
+
+
+def _lakehouse(spark, root: Path, schema: str) -> Lakehouse:
+    # one Spark session holds the tables of every test: each lakehouse has its own schema
+    return Lakehouse.attach(spark, TableConfig(schema=schema, lakehouse_dir=str(root)))
+
+
+def _copy(spark, source: Lakehouse, root: Path, schema: str) -> Lakehouse:
+    """Another lakehouse, under another schema name (one Spark session names both), holding
+    the same Delta tables: a Delta table is its folder."""
+    shutil.copytree(source.local_root, root / "tables" / schema)
+    return _lakehouse(spark, root, schema)
+
+
+def _start(function: str, argv: list[str], log: Path) -> subprocess.Popen:
+    """A task's entry point in its own process group (Python and the JVM it starts)."""
+    module, name = function.split(":")
+    code = f"import sys; from {module} import {name}; {name}(sys.argv[1:])"
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _kill_when(process: subprocess.Popen, condition: Callable[[], bool], log: Path) -> None:
+    """SIGKILL the process group as soon as `condition()` holds (polled every 20 ms)."""
+    deadline = time.monotonic() + 600
+    while not condition():
+        assert process.poll() is None, f"the task ended before the kill point:\n{log.read_text()}"
+        assert time.monotonic() < deadline, "the kill point never came"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+
+
+def _task_args(lakehouse: Lakehouse) -> list[str]:
+    return ["--schema", lakehouse.config.schema, "--lakehouse-dir", lakehouse.config.lakehouse_dir]
+
+
+def _has_commit(lakehouse: Lakehouse, table: str) -> Callable[[], bool]:
+    log = Path(lakehouse.location(table)) / "_delta_log" / f"{0:020d}.json"
+    return log.is_file
+
+
+def test_silver_killed_after_its_first_commit_then_rerun_equals_an_uninterrupted_run(
+    spark, tmp_path, landing
+):
+    uninterrupted = _lakehouse(spark, tmp_path / "a", "kill_silver_a")
+    bronze = BronzeConfig(str(landing), SourceFormat(), uninterrupted.config)
+    ingest_bronze(spark, uninterrupted, bronze)
+    killed = _copy(spark, uninterrupted, tmp_path / "b", "kill_silver_b")  # the same bronze
+    build_silver(spark, uninterrupted, SilverConfig(tables=uninterrupted.config))
+
+    log = tmp_path / "silver.log"
+    process = _start("retail_segmentation.silver.task:main", _task_args(killed), log)
+    _kill_when(process, _has_commit(killed, SILVER_TRANSACTIONS), log)
+
+    # killed between its commits: silver_transactions is complete (a Delta commit is atomic),
+    # the run is not recorded as finished, so the next run does it again
+    killed = _lakehouse(spark, tmp_path / "b", "kill_silver_b")
+    run_id = silver_run_id(
+        killed.version("bronze_transactions"), SilverConfig(tables=killed.config)
+    )
+    assert not has_finished(killed, run_id, rule="balance")
+    assert_df_equality(
+        killed.read(SILVER_TRANSACTIONS), uninterrupted.read(SILVER_TRANSACTIONS),
+        ignore_row_order=True,
+    )  # fmt: skip
+
+    build_silver(spark, killed, SilverConfig(tables=killed.config))
+
+    for table in (*SILVER_TABLES, PIPELINE_LEDGER):
+        assert_df_equality(killed.read(table), uninterrupted.read(table), ignore_row_order=True)
+
+
+def _candidate_runs(store: Path) -> Callable[[], bool]:
+    def started() -> bool:
+        if not store.is_file():
+            return False
+        try:
+            with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1) as db:
+                (count,) = db.execute(
+                    "SELECT count(*) FROM tags WHERE key = 'retail_seg.role' AND value = "
+                    "'candidate'"
+                ).fetchone()
+        except sqlite3.Error:  # the store is being created
+            return False
+        return count > 0
+
+    return started
+
+
+def _score(spark, lakehouse: Lakehouse):
+    store = MlflowConfig.for_tables(lakehouse.config)
+    run_sweep(spark, lakehouse, SweepConfig(lakehouse.config, store, SWEEP))
+    register_winner(spark, lakehouse, RegisterConfig(lakehouse.config, store))
+    ml.score_customers(spark, lakehouse, store)
+    return store
+
+
+def test_the_sweep_killed_during_its_fits_then_rerun_gives_the_same_segments(
+    spark, tmp_path, landing
+):
+    uninterrupted = _lakehouse(spark, tmp_path / "a", "kill_sweep_a")
+    ingest_bronze(spark, uninterrupted, BronzeConfig(str(landing), SourceFormat(),
+                                                     uninterrupted.config))  # fmt: skip
+    build_silver(spark, uninterrupted, SilverConfig(tables=uninterrupted.config))
+    build_gold(spark, uninterrupted, GoldConfig(tables=uninterrupted.config))
+    killed = _copy(spark, uninterrupted, tmp_path / "b", "kill_sweep_b")
+    store_a = _score(spark, uninterrupted)
+
+    log = tmp_path / "sweep.log"
+    argv = [*_task_args(killed), "--k-range", "2..3"]
+    process = _start("retail_segmentation.ml.tasks:sweep_main", argv, log)
+    _kill_when(process, _candidate_runs(tmp_path / "b" / "mlflow" / "mlflow.db"), log)
+
+    # the killed sweep left an unfinished parent run with no winner; it is never reused
+    store_b = MlflowConfig.for_tables(killed.config)
+    client = mlflow.MlflowClient(store_b.tracking_uri, store_b.registry_uri)
+    experiment = client.get_experiment_by_name(store_b.experiment_name)
+    (left,) = client.search_runs([experiment.experiment_id], "tags.`retail_seg.role` = 'sweep'")
+    assert left.info.status == "RUNNING" and "retail_seg.winner_run_id" not in left.data.tags
+    assert not killed.exists(GOLD_CUSTOMER_SEGMENTS)
+
+    _score(spark, killed)
+
+    def segments(lakehouse):
+        return lakehouse.read(GOLD_CUSTOMER_SEGMENTS).select(
+            "customer_id", "segment_id", "persona", "membership_probability", "model_version"
+        )
+
+    assert_df_equality(segments(killed), segments(uninterrupted), ignore_row_order=True)
+    champions = [
+        mlflow.MlflowClient(s.tracking_uri, s.registry_uri).get_model_version_by_alias(
+            s.model_name, "champion"
+        )
+        for s in (store_a, store_b)
+    ]
+    assert [str(c.version) for c in champions] == ["1", "1"]
+
+
+def test_two_silver_runs_at_once_end_consistent_or_one_names_the_conflict(spark, tmp_path, landing):
+    lakehouse = _lakehouse(spark, tmp_path / "a", "concurrent_a")
+    ingest_bronze(spark, lakehouse, BronzeConfig(str(landing), SourceFormat(), lakehouse.config))
+    reference = _copy(spark, lakehouse, tmp_path / "ref", "concurrent_ref")  # same bronze
+    build_silver(spark, reference, SilverConfig(tables=reference.config))
+
+    argv = [*_task_args(lakehouse), "--force"]
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    processes = [_start("retail_segmentation.silver.task:main", argv, log) for log in logs]
+    codes = [p.wait(timeout=900) for p in processes]
+
+    outputs = [log.read_text() for log in logs]
+    assert 0 in codes, outputs  # at least one finished
+    for code, output in zip(codes, outputs, strict=True):
+        if code != 0:  # the other was refused by Delta's optimistic concurrency control
+            assert is_concurrent_write_conflict(output), output
+    lakehouse = _lakehouse(spark, tmp_path / "a", "concurrent_a")  # what the two runs wrote
+    # whatever the interleaving, every table is whole and equals a run on its own
+    for table in SILVER_TABLES:
+        assert_df_equality(lakehouse.read(table), reference.read(table), ignore_row_order=True)
+
+
+def test_a_second_local_run_on_the_same_lakehouse_stops_at_once_naming_the_first(tmp_path, capsys):
+    lakehouse_dir = tmp_path / "lakehouse"
+    log = tmp_path / "first.log"
+    first = _start(
+        "retail_segmentation.cli:main",
+        ["run", "--rows", "2000", "--lakehouse-dir", str(lakehouse_dir), "--no-report"],
+        log,
+    )
+    try:
+        lock = lakehouse_dir / ".run.lock"
+        deadline = time.monotonic() + 120
+        while not (lock.is_file() and lock.read_text().startswith("pid ")):
+            assert first.poll() is None, log.read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        assert cli.main(["run", "--lakehouse-dir", str(lakehouse_dir)]) == 2
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # a hard kill releases the lock as well
+        first.wait(timeout=60)
+
+    assert re.fullmatch(
+        rf"error: another run is using {re.escape(str(lakehouse_dir))} \(pid {first.pid}, "
+        r"started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\): wait for it to finish, or give this "
+        r"one another --lakehouse-dir",
+        capsys.readouterr().err.strip(),
+    )
+    with runner.lakehouse_lock(str(lakehouse_dir)):  # free again once the first is gone
+        pass

@@ -69,9 +69,13 @@ def _copy(spark, source: Lakehouse, root: Path, schema: str) -> Lakehouse:
 
 
 def _start(function: str, argv: list[str], log: Path) -> subprocess.Popen:
-    """A task's entry point in its own process group (Python and the JVM it starts)."""
+    """A task's entry point in its own process group (Python and the JVM it starts); SIGUSR1
+    writes its Python threads' stacks to the log."""
     module, name = function.split(":")
-    code = f"import sys; from {module} import {name}; {name}(sys.argv[1:])"
+    code = (
+        "import faulthandler, signal, sys; faulthandler.register(signal.SIGUSR1, "
+        f"all_threads=True); from {module} import {name}; {name}(sys.argv[1:])"
+    )
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-c", code, *argv],
@@ -81,13 +85,37 @@ def _start(function: str, argv: list[str], log: Path) -> subprocess.Popen:
         )
 
 
-def _kill_when(process: subprocess.Popen, condition: Callable[[], bool], log: Path) -> None:
-    """SIGKILL the process group as soon as `condition()` holds (polled every 20 ms)."""
-    deadline = time.monotonic() + 600
+def _stacks(process: subprocess.Popen, log: Path) -> str:
+    """The log, after asking the task for its Python stacks and its JVM for a thread dump."""
+    os.kill(process.pid, signal.SIGUSR1)
+    try:
+        javas = subprocess.run(
+            ["pgrep", "-g", str(process.pid), "java"], capture_output=True, text=True
+        ).stdout.split()
+    except OSError:  # no pgrep: the Python stacks only
+        javas = []
+    for java in javas:
+        os.kill(int(java), signal.SIGQUIT)  # the JVM prints its threads to the log
+    time.sleep(3)
+    return log.read_text(errors="replace")
+
+
+def _kill_when(
+    process: subprocess.Popen, condition: Callable[[], bool], log: Path, *, after: float = 0
+) -> None:
+    """SIGKILL the process group `after` seconds past the moment `condition()` holds (polled
+    every 20 ms). A task that neither gets there nor ends in 300 s fails the test with its
+    stacks."""
+    deadline = time.monotonic() + 300
     while not condition():
         assert process.poll() is None, f"the task ended before the kill point:\n{log.read_text()}"
-        assert time.monotonic() < deadline, "the kill point never came"
+        if time.monotonic() > deadline:
+            stacks = _stacks(process, log)
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"the kill point never came in 300 s; the task's log:\n{stacks}")
         time.sleep(0.02)
+    time.sleep(after)
+    assert process.poll() is None, f"the task ended before the kill point:\n{log.read_text()}"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
@@ -133,15 +161,16 @@ def test_silver_killed_after_its_first_commit_then_rerun_equals_an_uninterrupted
         assert_df_equality(killed.read(table), uninterrupted.read(table), ignore_row_order=True)
 
 
-def _candidate_runs(store: Path) -> Callable[[], bool]:
+def _sweep_started(store: Path) -> Callable[[], bool]:
+    """True once the sweep's parent run is in the store: its fits start right after."""
+
     def started() -> bool:
         if not store.is_file():
             return False
         try:
             with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1) as db:
                 (count,) = db.execute(
-                    "SELECT count(*) FROM tags WHERE key = 'retail_seg.role' AND value = "
-                    "'candidate'"
+                    "SELECT count(*) FROM tags WHERE key = 'retail_seg.role' AND value = 'sweep'"
                 ).fetchone()
         except sqlite3.Error:  # the store is being created
             return False
@@ -172,7 +201,8 @@ def test_the_sweep_killed_during_its_fits_then_rerun_gives_the_same_segments(
     log = tmp_path / "sweep.log"
     argv = [*_task_args(killed), "--k-range", "2..3"]
     process = _start("retail_segmentation.ml.tasks:sweep_main", argv, log)
-    _kill_when(process, _candidate_runs(tmp_path / "b" / "mlflow" / "mlflow.db"), log)
+    # the fits of k 2..3 take tens of seconds in a process of their own: 5 s in, they are running
+    _kill_when(process, _sweep_started(tmp_path / "b" / "mlflow" / "mlflow.db"), log, after=5)
 
     # the killed sweep left an unfinished parent run with no winner; it is never reused
     store_b = MlflowConfig.for_tables(killed.config)
@@ -180,6 +210,9 @@ def test_the_sweep_killed_during_its_fits_then_rerun_gives_the_same_segments(
     experiment = client.get_experiment_by_name(store_b.experiment_name)
     (left,) = client.search_runs([experiment.experiment_id], "tags.`retail_seg.role` = 'sweep'")
     assert left.info.status == "RUNNING" and "retail_seg.winner_run_id" not in left.data.tags
+    assert not client.search_runs(
+        [experiment.experiment_id], "tags.`retail_seg.role` = 'candidate'"
+    )
     assert not killed.exists(GOLD_CUSTOMER_SEGMENTS)
 
     _score(spark, killed)

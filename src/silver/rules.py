@@ -208,27 +208,85 @@ def with_line_type(
     )
 
 
-def with_matched_cancellations(df: DataFrame) -> DataFrame:
-    """Match each product cancellation to the latest earlier sale of the same customer,
-    stock code and quantity (`matched_invoice`); unmatched ones are quarantined.
+def _is_sale() -> Column:
+    return is_kept() & (F.col("line_type") == LINE_SALE)
 
-    A window over (customer, stock code, |quantity|) ordered by time, not a self-join: the
-    lines are shuffled once and a customer buying one item many times cannot fan out.
+
+def _is_return() -> Column:
+    return is_kept() & (F.col("line_type") == LINE_RETURN)
+
+
+# Up to this many product cancellations, their keys and their matches are broadcast to every
+# task (tens of MB at most); above it, both joins shuffle instead, so no input is too big.
+BROADCAST_CANCELLATIONS = 1_000_000
+
+
+def product_cancellations(df: DataFrame) -> DataFrame:
+    """The kept product cancellation lines (those `cancellation_matches` matches)."""
+    return df.where(_is_return())
+
+
+def _maybe_broadcast(df: DataFrame, broadcast: bool) -> DataFrame:
+    return F.broadcast(df) if broadcast else df
+
+
+def cancellation_matches(df: DataFrame, broadcast: bool = True) -> DataFrame:
+    """_row_id, matched_invoice of every product cancellation: the latest earlier sale of the
+    same customer, stock code and quantity (null when there is none).
+
+    A window over (customer, stock code, |quantity|) ordered by time, not a self-join, so a
+    customer buying one item many times cannot fan out. Only the lines sharing a key with some
+    cancellation enter the window: with `broadcast`, the keys of the cancellations (at most one
+    per cancellation line, a small share) go to every task and the other lines never leave
+    their partition, so the shuffle holds a few per cent of the rows instead of all of them.
     """
-    is_sale = is_kept() & (F.col("line_type") == LINE_SALE)
+    lines = df.select(
+        "_row_id",
+        "invoice",
+        "invoice_date",
+        "line_type",
+        QUARANTINE_RULE,
+        "customer_id",
+        "stock_code",
+        F.abs("quantity").alias("_abs_quantity"),
+    )
+    key = ("customer_id", "stock_code", "_abs_quantity")
+    return_keys = product_cancellations(lines).select(*key).distinct().alias("_returns")
+    sharing_key = lines.alias("_lines").join(
+        _maybe_broadcast(return_keys, broadcast),
+        [F.col(f"_lines.{c}").eqNullSafe(F.col(f"_returns.{c}")) for c in key],
+        "left_semi",
+    )
     earlier = (
-        Window.partitionBy("customer_id", "stock_code", F.abs("quantity"))
+        Window.partitionBy(*key)
         .orderBy(F.col("invoice_date").cast("long"))
         .rangeBetween(Window.unboundedPreceding, -1)
     )
     latest_earlier_sale = F.max_by(
-        F.when(is_sale, F.col("invoice")),
-        F.when(is_sale, F.struct("invoice_date", "invoice")),
+        F.when(_is_sale(), F.col("invoice")),
+        F.when(_is_sale(), F.struct("invoice_date", "invoice")),
     ).over(earlier)
-    is_return = is_kept() & (F.col("line_type") == LINE_RETURN)
-    out = df.withColumn("matched_invoice", F.when(is_return, latest_earlier_sale))
+    return (
+        sharing_key.withColumn("matched_invoice", latest_earlier_sale)
+        .where(_is_return())
+        .select("_row_id", "matched_invoice")
+    )
+
+
+def with_matched_cancellations(
+    df: DataFrame, matches_df: DataFrame | None = None, broadcast: bool = True
+) -> DataFrame:
+    """Add `matched_invoice` to product cancellations (from `cancellation_matches`, computed
+    here unless given) and quarantine the unmatched ones.
+
+    `matches_df` has one row per cancellation line, a small share of the lines: with
+    `broadcast` it is joined without moving the other lines.
+    """
+    if matches_df is None:
+        matches_df = cancellation_matches(df, broadcast)
+    out = df.join(_maybe_broadcast(matches_df, broadcast), "_row_id", "left")
     return with_quarantine(
-        out, is_return & F.col("matched_invoice").isNull(), "unmatched_cancellation"
+        out, _is_return() & F.col("matched_invoice").isNull(), "unmatched_cancellation"
     )
 
 

@@ -126,7 +126,7 @@ class CleanedLines:
     """
 
     marked_df: DataFrame
-    _persisted_df: DataFrame
+    _persisted: tuple[DataFrame, ...]
     quantity_bounds: IqrBounds
     price_bounds: IqrBounds
     _input_rows: Observation
@@ -134,7 +134,8 @@ class CleanedLines:
 
     def unpersist(self) -> None:
         """Release the cached lines once both outputs are written."""
-        self._persisted_df.unpersist()
+        for df in self._persisted:
+            df.unpersist()
 
     @property
     def input_rows(self) -> int:
@@ -153,10 +154,12 @@ def clean_transactions(
     non_product_codes: Sequence[str] = rules.DEFAULT_NON_PRODUCT_CODES,
     timestamp_formats: Sequence[str] = rules.DEFAULT_TIMESTAMP_FORMATS,
 ) -> CleanedLines:
-    """Apply the silver rules to bronze rows (one Spark action: the IQR bounds)."""
+    """Apply the silver rules to bronze rows (two Spark actions: the count of cancellations,
+    which also fills the cache, and the IQR bounds)."""
     input_rows, deduplicated_rows = Observation("input_rows"), Observation("deduplicated_rows")
-    # Persisted once: the modal prices, the IQR bounds and both writes all read it.
-    matched_df = (
+    # Persisted once: the cancellation matches, the modal prices, the IQR bounds and both
+    # writes all read it.
+    typed_df = (
         bronze_df.observe(input_rows, F.count(F.lit(1)).alias("rows"))
         .transform(rules.with_trimmed_text)
         .transform(rules.filter_exact_duplicates)
@@ -164,9 +167,15 @@ def clean_transactions(
         .transform(rules.with_typed_columns, timestamp_formats=timestamp_formats)
         .transform(rules.with_customer_from_invoice)
         .transform(rules.with_line_type, non_product_codes=non_product_codes)
-        .transform(rules.with_matched_cancellations)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
+    # One row per cancellation, persisted so the window behind it runs once; broadcast while
+    # the cancellations are few enough.
+    broadcast = rules.product_cancellations(typed_df).count() <= rules.BROADCAST_CANCELLATIONS
+    matches_df = rules.cancellation_matches(typed_df, broadcast).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    matched_df = rules.with_matched_cancellations(typed_df, matches_df, broadcast)
     before_clipping_df = matched_df.transform(
         rules.with_imputed_zero_prices, modal_price_df=rules.modal_prices(matched_df)
     )
@@ -175,7 +184,12 @@ def clean_transactions(
         rules.with_clipped_outliers, quantity=quantity_bounds, price=price_bounds
     )
     return CleanedLines(
-        marked_df, matched_df, quantity_bounds, price_bounds, input_rows, deduplicated_rows
+        marked_df,
+        (typed_df, matches_df),
+        quantity_bounds,
+        price_bounds,
+        input_rows,
+        deduplicated_rows,
     )
 
 

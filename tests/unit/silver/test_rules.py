@@ -190,7 +190,8 @@ def test_with_line_type_separates_non_products_and_cancellations(spark):
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_with_matched_cancellations_matches_latest_earlier_sale_or_quarantines(spark):
+@pytest.mark.parametrize("broadcast", [True, False], ids=["broadcast", "shuffled"])
+def test_with_matched_cancellations_matches_latest_earlier_sale_or_quarantines(spark, broadcast):
     source_df = _typed(
         spark,
         [
@@ -204,7 +205,7 @@ def test_with_matched_cancellations_matches_latest_earlier_sale_or_quarantines(s
             ("c5", "C401", TS(2010, 3, 1), "3", "X", -2, 1.0, "return", None, None),
         ],
     )
-    actual = rules.with_matched_cancellations(source_df).select(
+    actual = rules.with_matched_cancellations(source_df, broadcast=broadcast).select(
         "_row_id", "matched_invoice", "_quarantine_rule"
     )
     expected = spark.createDataFrame(
@@ -221,6 +222,34 @@ def test_with_matched_cancellations_matches_latest_earlier_sale_or_quarantines(s
         "_row_id string, matched_invoice string, _quarantine_rule string",
     )
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.parametrize("broadcast", [True, False], ids=["broadcast", "shuffled"])
+def test_cancellation_matches_holds_one_row_per_cancellation_from_its_key_only(spark, broadcast):
+    source_df = _typed(
+        spark,
+        [
+            ("s1", "100", TS(2010, 1, 1), "1", "X", 6, 1.0, "sale", None, None),
+            ("s2", "200", TS(2010, 2, 1), "1", "X", 6, 1.0, "sale", None, None),
+            ("s3", "250", TS(2010, 2, 15), "1", "X", 12, 1.0, "sale", None, None),  # other qty
+            ("c1", "C300", TS(2010, 3, 1), "1", "X", -6, 1.0, "return", None, None),
+            ("c2", "C301", TS(2010, 3, 1), "1", "X", -6, 1.0, "return", None, None),  # same sale
+            ("s4", "400", TS(2010, 1, 1), "2", None, 3, 1.0, "sale", None, None),
+            ("c3", "C401", TS(2010, 3, 1), "2", None, -3, 1.0, "return", None, None),  # null code
+            ("s5", "500", TS(2010, 1, 1), "3", "Y", 1, 1.0, "sale", None, None),  # no return
+            ("q1", "C501", TS(2010, 3, 1), "3", "Y", -1, 1.0, "return", "malformed_record", None),
+        ],
+    )
+    expected = spark.createDataFrame(
+        [("c1", "200"), ("c2", "200"), ("c3", "400")],
+        "_row_id string, matched_invoice string",
+    )
+    assert_df_equality(
+        rules.cancellation_matches(source_df, broadcast),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
 
 def test_modal_prices_prefers_most_common_then_lowest_price(spark):

@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint format clean databricks-cli screenshots
+.PHONY: install run test lint format clean databricks-cli screenshots benchmark
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ databricks-cli:
 # docs/images/*.png: the report and the MLflow UI in headless Chromium, after `make run`
 screenshots: install
 	$(BIN)/python docs/screenshots.py
+
+# every task timed on generated data (BENCHMARKS.md), e.g. ARGS="--rows 10000000 --json out.json"
+benchmark: install
+	$(BIN)/retail-seg benchmark $(ARGS)
 
 clean:
 	rm -rf .lakehouse .pytest_cache .ruff_cache

@@ -190,7 +190,13 @@ def test_with_line_type_separates_non_products_and_cancellations(spark):
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-@pytest.mark.parametrize("broadcast", [True, False], ids=["broadcast", "shuffled"])
+# the cancellation matching joins either way: broadcast (few cancellations) or shuffled
+BROADCAST_OR_SHUFFLED = pytest.mark.parametrize(
+    "broadcast", [True, False], ids=["broadcast", "shuffled"]
+)
+
+
+@BROADCAST_OR_SHUFFLED
 def test_with_matched_cancellations_matches_latest_earlier_sale_or_quarantines(spark, broadcast):
     source_df = _typed(
         spark,
@@ -224,7 +230,7 @@ def test_with_matched_cancellations_matches_latest_earlier_sale_or_quarantines(s
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-@pytest.mark.parametrize("broadcast", [True, False], ids=["broadcast", "shuffled"])
+@BROADCAST_OR_SHUFFLED
 def test_cancellation_matches_holds_one_row_per_cancellation_from_its_key_only(spark, broadcast):
     source_df = _typed(
         spark,

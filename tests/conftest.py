@@ -1,8 +1,15 @@
-"""One local Spark session (with Delta) shared by every test."""
+"""One local Spark session (with Delta) shared by every test.
+
+A process is either classic or Spark Connect (pyspark dispatches on it), so the Spark Connect
+suite in tests/connect runs in its own pytest process with SPARK_REMOTE set
+(tests/integration/test_connect_mode.py starts it); with SPARK_REMOTE set, only that suite is
+collected.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +17,11 @@ import pytest
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.spark import local_spark
 from retail_segmentation.common.tables import Lakehouse
+
+if os.environ.get("SPARK_REMOTE"):
+    collect_ignore_glob = ["unit/*", "integration/*", "faults/*", "bundle/*"]
+else:
+    collect_ignore_glob = ["connect/*"]
 
 
 @pytest.fixture(scope="session")

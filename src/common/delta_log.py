@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-_MERGE_WRITES = ("numTargetRowsInserted", "numTargetRowsUpdated")
+from retail_segmentation.common.tables import commit_rows as operation_rows
 
 
 def _commits(table_dir: Path) -> dict[int, Path]:
@@ -43,10 +43,7 @@ def commit_rows(commit_file: Path) -> int:
         info = action.get("commitInfo")
         if info is None:
             continue
-        metrics = info.get("operationMetrics") or {}
-        if info.get("operation") == "MERGE":
-            return sum(int(metrics.get(name, 0)) for name in _MERGE_WRITES)
-        return int(metrics.get("numOutputRows", 0))
+        return operation_rows(info.get("operation", ""), info.get("operationMetrics"))
     return 0
 
 

@@ -8,6 +8,7 @@ same entries and leaves the ledger as it was.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,21 +51,23 @@ class LedgerEntry:
 
 def record_ledger(lakehouse: Lakehouse, entries: list[LedgerEntry]) -> None:
     """Upsert entries into the ledger table in one Delta commit."""
-    from delta.tables import DeltaTable
-
     spark = lakehouse.spark
     entries_df = spark.createDataFrame([e.as_row() for e in entries], LEDGER_SCHEMA)
     if not lakehouse.exists(PIPELINE_LEDGER):
         lakehouse.append(entries_df, PIPELINE_LEDGER)
         return
-    (
-        DeltaTable.forName(spark, lakehouse.name(PIPELINE_LEDGER))
-        .alias("t")
-        .merge(entries_df.alias("s"), "t.run_id = s.run_id AND t.rule = s.rule")
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    # SQL MERGE from a session view: the same statement on a classic session, over Spark
+    # Connect and on serverless, with no DeltaTable API (no Delta Connect plugin needed)
+    view = f"_ledger_entries_{uuid.uuid4().hex[:12]}"
+    entries_df.createOrReplaceTempView(view)
+    try:
+        spark.sql(
+            f"MERGE INTO {lakehouse.name(PIPELINE_LEDGER)} AS t USING {view} AS s "
+            "ON t.run_id = s.run_id AND t.rule = s.rule "
+            "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+        )
+    finally:
+        spark.catalog.dropTempView(view)
 
 
 def has_finished(lakehouse: Lakehouse, run_id: str, rule: str | None = None) -> bool:

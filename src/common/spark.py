@@ -1,32 +1,121 @@
-"""The one place that builds a SparkSession.
+"""The one place that builds a SparkSession, and knows what kind of compute it runs on.
 
-On Databricks the runtime's session is used as it is. On a laptop a `local[*]` session is
-built with delta-spark; the Delta jars are resolved from Maven Central by Spark's own
-resolver on first use (`configure_spark_with_delta_pip`, in a child process whose Ivy output
-goes to a log file) into a cache folder, and handed to every session from that cache
-(`spark.jars`), so later runs need no network.
+- `local`: a `local[*]` classic session with delta-spark.
+- `local-connect` (`SPARK_REMOTE=local[N]` or `sc://host:port`): a Spark Connect session; for
+  `local[N]` this module starts a local Spark Connect server with Delta in this process.
+  Serverless's rules are enforced by a guard.
+- `databricks-classic`: the runtime's session (a DBR 17.3 LTS ML job cluster).
+- `databricks-serverless`: the runtime's session (Spark Connect, serverless's rules).
+
+On a laptop the Delta jars are resolved from Maven Central by Spark's own resolver on first
+use (`configure_spark_with_delta_pip`, in a child process whose Ivy output goes to a log file)
+into a cache folder, and handed to every session from that cache (`spark.jars`), so later runs
+need no network. Delta's Spark Connect plugins (io.delta:delta-connect-server) are not needed:
+the package uses Delta only through SQL and the DataFrame reader/writer, which the session
+extension serves over Connect too.
+
+Serverless is Spark Connect with extra rules: no `sparkContext`, RDD or `_jvm` (Spark Connect
+already refuses those), no `persist`/`cache`/`checkpoint`/`localCheckpoint`, and only a few
+`spark.conf` keys may be set. `install_serverless_guard` makes a local Spark Connect session
+refuse the same, so a local run proves a change for serverless. This module is the only one
+that touches `sparkContext` or the JVM.
 """
 
 from __future__ import annotations
 
+import enum
+import functools
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
-from retail_segmentation.common.errors import SparkSetupError
+from retail_segmentation.common.errors import RetailSegError, SparkSetupError
 
 DELTA_VERSION = "4.0.0"
 SCALA_BINARY = "2.13"
 DELTA_JAR = f"io.delta_delta-spark_{SCALA_BINARY}-{DELTA_VERSION}.jar"
 MIN_JAVA = 17
+CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+
+# The Spark properties a serverless notebook or job may set (Databricks: "Configure Spark
+# properties for serverless notebooks and jobs"); any other fails with CONFIG_NOT_AVAILABLE.
+SERVERLESS_CONF_KEYS = frozenset(
+    {
+        "spark.sql.legacy.timeParserPolicy",
+        "spark.sql.session.timeZone",
+        "spark.sql.shuffle.partitions",
+        "spark.sql.ansi.enabled",
+        "spark.sql.files.maxPartitionBytes",
+        "spark.databricks.execution.timeout",
+    }
+)
+# pyspark's local master forms: local, local[4], local[*], local[4,2] (retries)
+_LOCAL_MASTER = re.compile(r"^local(\[[0-9*]+(,[0-9]+)?\])?$")
+
+
+class ComputeKind(str, enum.Enum):
+    """Where a session runs; decides how intermediates are kept and which ML engine fits."""
+
+    LOCAL = "local"
+    LOCAL_CONNECT = "local-connect"
+    DATABRICKS_CLASSIC = "databricks-classic"
+    DATABRICKS_SERVERLESS = "databricks-serverless"
+
+    @property
+    def has_serverless_rules(self) -> bool:
+        """True where persist/cache/checkpoint, sparkContext and most conf keys are refused."""
+        return self in (ComputeKind.LOCAL_CONNECT, ComputeKind.DATABRICKS_SERVERLESS)
+
+
+class ServerlessRuleError(RetailSegError, RuntimeError):
+    """Code did what serverless compute refuses (persist, cache, checkpoint, a Spark conf)."""
 
 
 def is_databricks() -> bool:
     """True inside a Databricks runtime (cluster, job or serverless)."""
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def is_serverless_runtime() -> bool:
+    """True on Databricks serverless, whose runtime version reads `client.<n>...`."""
+    return os.environ.get("DATABRICKS_RUNTIME_VERSION", "").startswith("client.")
+
+
+def is_connect_session(spark) -> bool:
+    """True for a Spark Connect session (serverless, or SPARK_REMOTE locally)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def compute_kind(spark) -> ComputeKind:
+    """The kind of compute `spark` runs on."""
+    if is_databricks():
+        if is_serverless_runtime():
+            return ComputeKind.DATABRICKS_SERVERLESS
+        return ComputeKind.DATABRICKS_CLASSIC
+    return ComputeKind.LOCAL_CONNECT if is_connect_session(spark) else ComputeKind.LOCAL
+
+
+def default_parallelism(spark) -> int:
+    """Cores the session's work spreads over: the classic context's default parallelism, or
+    over Spark Connect, where there is no context, `spark.default.parallelism` when set (the
+    local server's, which this module started), else the shuffle partitions."""
+    if not is_connect_session(spark):
+        return int(spark.sparkContext.defaultParallelism)
+    server = _LOCAL_CONNECT_SERVER.get("classic")
+    if server is not None:
+        return int(server.sparkContext.defaultParallelism)
+    for key in ("spark.default.parallelism", "spark.sql.shuffle.partitions"):
+        value = spark.conf.get(key, None)
+        if value and str(value).isdigit():
+            return int(value)
+    return 8
 
 
 def default_jar_cache() -> Path:
@@ -89,11 +178,13 @@ def _fetch_delta_jars(cache: Path) -> list[str]:
         f"into {cache}, once ...",
         file=sys.stderr,
     )
+    env = {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}
     result = subprocess.run(
         [sys.executable, "-c", _FETCH_DELTA_JARS, str(cache)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     log_file.write_text(result.stdout + result.stderr, encoding="utf-8")
     jars = _cached_jars(cache)
@@ -121,8 +212,9 @@ def local_spark(
     jar_cache: Path | None = None,
     ui: bool = False,
     extra_conf: dict[str, str] | None = None,
+    master: str | None = None,
 ):
-    """Build (or return the running) local Spark session with Delta Lake enabled.
+    """Build (or return the running) local classic Spark session with Delta Lake enabled.
 
     Args:
         app_name: Spark application name.
@@ -132,6 +224,7 @@ def local_spark(
         jar_cache: folder for the Delta jars; default `default_jar_cache()`.
         ui: start the Spark UI.
         extra_conf: further Spark settings.
+        master: Spark master; default RETAIL_SEG_SPARK_MASTER or `local[*]`.
 
     Returns:
         The SparkSession.
@@ -144,16 +237,16 @@ def local_spark(
         )
     from pyspark.sql import SparkSession
 
+    # Python workers (mapInPandas scoring) run this interpreter, whose packages they import.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     log_config = Path(__file__).with_name("log4j2.properties")
     cache = jar_cache or default_jar_cache()
     cache.mkdir(parents=True, exist_ok=True)
     builder = (
-        SparkSession.builder.master(os.environ.get("RETAIL_SEG_SPARK_MASTER", "local[*]"))
+        SparkSession.builder.master(master or os.environ.get("RETAIL_SEG_SPARK_MASTER", "local[*]"))
         .appName(app_name)
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config(
-            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-        )
+        .config("spark.sql.extensions", DELTA_EXTENSION)
+        .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
         .config("spark.sql.warehouse.dir", str(Path(warehouse_dir).absolute()))
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
@@ -163,6 +256,9 @@ def local_spark(
         .config("spark.ui.enabled", str(ui).lower())
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.databricks.delta.snapshotPartitions", "2")
+        # VACUUM and large listings spread files over this many tasks (10,000 by default,
+        # sized for clusters; minutes of task overhead on a laptop)
+        .config("spark.sql.sources.parallelPartitionDiscovery.parallelism", "8")
         .config("spark.jars.ivy", str(cache))
         .config(
             "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}"
@@ -176,10 +272,190 @@ def local_spark(
     return spark
 
 
-def get_spark(**local_options):
-    """Return the active session on Databricks, else a local Delta-enabled one."""
-    if is_databricks():
-        from pyspark.sql import SparkSession
+# The local Spark Connect server of this process (its classic session) and the client session.
+_LOCAL_CONNECT_SERVER: dict[str, object] = {}
 
-        return SparkSession.builder.getOrCreate()
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def local_connect_spark(master: str, **local_options):
+    """A Spark Connect session on a local Spark Connect server with Delta, started in this
+    process, as `SPARK_REMOTE=local[N]` asks; the serverless guard is installed.
+
+    pyspark's own `SPARK_REMOTE=local` start always listens on port 15002, so two local runs
+    at once would collide; here the server takes a free port and the client is pointed at it.
+    """
+    running = _LOCAL_CONNECT_SERVER.get("session")
+    if running is not None and not running.is_stopped:
+        return running
+    from pyspark import SparkContext
+
+    if SparkContext._active_spark_context is not None and not _LOCAL_CONNECT_SERVER:
+        raise SparkSetupError(
+            f"SPARK_REMOTE={os.environ.get('SPARK_REMOTE')} asks for a Spark Connect session, but "
+            "this process already runs a classic Spark session: start a new process, or unset "
+            "SPARK_REMOTE to stay classic."
+        )
+    port = _free_port()
+    # The server reads the token from its environment at start, the client from the same.
+    os.environ.setdefault("SPARK_CONNECT_AUTHENTICATE_TOKEN", str(uuid.uuid4()))
+    remote = os.environ.pop("SPARK_REMOTE", None)
+    try:
+        classic = local_spark(
+            master=master,
+            extra_conf={
+                "spark.plugins": CONNECT_PLUGIN,
+                "spark.connect.grpc.binding.address": "127.0.0.1",
+                "spark.connect.grpc.binding.port": str(port),
+                "spark.sql.artifact.isolation.enabled": "true",
+                "spark.sql.artifact.isolation.alwaysApplyClassloader": "true",
+                **(local_options.pop("extra_conf", None) or {}),
+            },
+            **local_options,
+        )
+    finally:
+        if remote is not None:
+            os.environ["SPARK_REMOTE"] = remote
+    # As pyspark's own local start does: from now on this process speaks Spark Connect
+    # (pyspark.sql.functions and the builder dispatch on these).
+    os.environ["SPARK_LOCAL_REMOTE"] = "1"
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    session = ConnectSession.builder.remote(f"sc://localhost:{port}").getOrCreate()
+    _LOCAL_CONNECT_SERVER.update(classic=classic, session=session, port=port)
+    install_serverless_guard()
+    return session
+
+
+def remote_connect_spark(url: str):
+    """A Spark Connect session on the server at `url` (sc://host:port), which must have Delta
+    Lake; the serverless guard is installed."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.remote(url).getOrCreate()
+    catalog = session.conf.get("spark.sql.catalog.spark_catalog", "") or ""
+    if DELTA_CATALOG not in catalog:
+        raise SparkSetupError(
+            f"the Spark Connect server at SPARK_REMOTE={url} has no Delta Lake catalog: start it "
+            f"with --packages io.delta:delta-spark_{SCALA_BINARY}:{DELTA_VERSION} --conf "
+            f"spark.sql.extensions={DELTA_EXTENSION} --conf "
+            f"spark.sql.catalog.spark_catalog={DELTA_CATALOG}, or use SPARK_REMOTE=local[2]"
+        )
+    install_serverless_guard()
+    return session
+
+
+def get_spark(**local_options):
+    """The session every task uses: the runtime's on Databricks; a Spark Connect session when
+    SPARK_REMOTE is set (pyspark's standard variable: `local[N]` starts a local server, `sc://`
+    joins one); else a local classic Delta-enabled one."""
+    from pyspark.sql import SparkSession
+
+    if is_databricks():
+        spark = SparkSession.builder.getOrCreate()
+        if is_serverless_runtime() and not is_connect_session(spark):
+            raise SparkSetupError(
+                "DATABRICKS_RUNTIME_VERSION="
+                f"{os.environ['DATABRICKS_RUNTIME_VERSION']} says serverless, but the session is a "
+                "classic one: run the task in a serverless environment or on a *_classic target"
+            )
+        return spark
+    remote = os.environ.get("SPARK_REMOTE", "").strip()
+    if _LOCAL_MASTER.match(remote):
+        return local_connect_spark(remote, **local_options)
+    if remote:
+        if not remote.startswith("sc://"):
+            raise SparkSetupError(
+                f"SPARK_REMOTE={remote} is not a Spark Connect address: expected local[N] (a "
+                "local server) or sc://host:port"
+            )
+        return remote_connect_spark(remote)
+    if _LOCAL_CONNECT_SERVER or os.environ.get("SPARK_CONNECT_MODE_ENABLED"):
+        raise SparkSetupError(
+            "SPARK_REMOTE is not set, so a classic session was asked for, but this process "
+            "already speaks Spark Connect: start a new process, or set SPARK_REMOTE again."
+        )
     return local_spark(**local_options)
+
+
+def stop_local_connect() -> None:
+    """Stop this process's local Spark Connect client and server (tests, benchmarks)."""
+    session = _LOCAL_CONNECT_SERVER.pop("session", None)
+    classic = _LOCAL_CONNECT_SERVER.pop("classic", None)
+    _LOCAL_CONNECT_SERVER.clear()
+    if session is not None:
+        session.stop()
+    if classic is not None:
+        classic.stop()
+
+
+# --- the serverless guard ---------------------------------------------------------------
+
+
+def _refuse(operation: str):
+    def refused(*_args, **_kwargs):
+        raise ServerlessRuleError(
+            f"[NOT_SUPPORTED_WITH_SERVERLESS] {operation} is not supported on serverless compute "
+            "(refused by the local serverless guard of this Spark Connect session): keep "
+            "intermediate results through retail_segmentation.common.materialize instead"
+        )
+
+    refused.__name__ = operation.rsplit(".", 1)[-1]
+    refused._serverless_guard = True  # type: ignore[attr-defined]
+    return refused
+
+
+def _guarded_conf_set(original):
+    @functools.wraps(original)
+    def conf_set(self, key, value):
+        if key not in SERVERLESS_CONF_KEYS:
+            raise ServerlessRuleError(
+                f"[CONFIG_NOT_AVAILABLE] spark.conf.set({key!r}) is refused on serverless compute "
+                "(refused by the local serverless guard): only "
+                f"{', '.join(sorted(SERVERLESS_CONF_KEYS))} may be set there"
+            )
+        return original(self, key, value)
+
+    conf_set._serverless_guard = True  # type: ignore[attr-defined]
+    return conf_set
+
+
+def install_serverless_guard() -> None:
+    """Make every Spark Connect session of this process refuse what serverless refuses:
+    DataFrame.persist/cache/checkpoint/localCheckpoint, Catalog.cacheTable, and spark.conf.set
+    of a key serverless does not allow. (sparkContext, .rdd and _jvm are refused by Spark
+    Connect itself.) Installing twice changes nothing."""
+    from pyspark.sql.connect.catalog import Catalog
+    from pyspark.sql.connect.conf import RuntimeConf
+    from pyspark.sql.connect.dataframe import DataFrame
+
+    for name in ("persist", "cache", "checkpoint", "localCheckpoint"):
+        if not getattr(getattr(DataFrame, name), "_serverless_guard", False):
+            setattr(DataFrame, name, _refuse(f"DataFrame.{name}"))
+    if not getattr(Catalog.cacheTable, "_serverless_guard", False):
+        Catalog.cacheTable = _refuse("Catalog.cacheTable")
+    if not getattr(RuntimeConf.set, "_serverless_guard", False):
+        RuntimeConf.set = _guarded_conf_set(RuntimeConf.set)
+
+
+def serverless_guard_installed() -> bool:
+    """True once `install_serverless_guard` has run in this process."""
+    try:
+        from pyspark.sql.connect.dataframe import DataFrame
+    except ImportError:
+        return False
+    return bool(getattr(DataFrame.persist, "_serverless_guard", False))
+
+
+def set_log_level(spark, level: str) -> None:
+    """Spark's own log level for this process: on the classic context, or on the local Spark
+    Connect server this module started (a remote server keeps its own)."""
+    if not is_connect_session(spark):
+        spark.sparkContext.setLogLevel(level)
+    elif "classic" in _LOCAL_CONNECT_SERVER:
+        _LOCAL_CONNECT_SERVER["classic"].sparkContext.setLogLevel(level)

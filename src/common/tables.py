@@ -9,12 +9,14 @@ the tables found on disk again, so a second process can query them by name.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
 from retail_segmentation.common.config import TableConfig, validate_identifier
+from retail_segmentation.common.errors import ConfigError
 from retail_segmentation.common.spark import is_databricks
 
 BRONZE_TRANSACTIONS = "bronze_transactions"
@@ -33,6 +35,62 @@ GOLD_SEGMENT_PROFILES = "gold_segment_profiles"
 GOLD_SEGMENT_HISTORY = "gold_segment_history"
 GOLD_PRODUCT_RECOMMENDATIONS = "gold_product_recommendations"
 GOLD_SEGMENTED_OFFERS = "gold_segmented_offers"
+
+# Delta operations that rewrite or annotate files without changing what a table holds:
+# compaction (OPTIMIZE, ZORDER, liquid clustering, auto-compaction), VACUUM, statistics,
+# properties and protocol changes. Unity Catalog's predictive optimization commits these on
+# its own schedule; they must not make a task think its input changed. Any other operation
+# (WRITE, MERGE, DELETE, RESTORE, ...) counts as a data change.
+MAINTENANCE_OPERATIONS = frozenset(
+    {
+        "OPTIMIZE",
+        "VACUUM START",
+        "VACUUM END",
+        "REORG",
+        "ANALYZE",
+        "ANALYZE STATS",
+        "COMPUTE STATS",
+        "SET TBLPROPERTIES",
+        "UNSET TBLPROPERTIES",
+        "UPGRADE PROTOCOL",
+        "ADD CONSTRAINT",
+        "DROP CONSTRAINT",
+        "CHANGE COLUMN",
+        "CLUSTER BY",
+        "DROP FEATURE",
+        "ROW TRACKING BACKFILL",
+        "DOMAIN METADATA CLEANUP",
+    }
+)
+# How far back the history is read to find the latest data-changing commit (then all of it).
+_HISTORY_WINDOW = 100
+
+
+@dataclass(frozen=True)
+class DataCommit:
+    """The latest commit of a table that changed its data (its version names the data), the
+    rows it wrote, and the table's latest version (maintenance commits may follow; a task reads
+    this one: the same data, and files VACUUM has not removed)."""
+
+    version: int
+    operation: str
+    rows: int
+    latest_version: int
+
+
+def is_data_change(operation: str) -> bool:
+    """False for Delta's maintenance operations (OPTIMIZE, VACUUM, ...), True otherwise."""
+    return operation not in MAINTENANCE_OPERATIONS
+
+
+def commit_rows(operation: str, metrics: dict | None) -> int:
+    """Rows one commit wrote: numOutputRows, or for a MERGE the rows it inserted and updated."""
+    metrics = metrics or {}
+    if operation == "MERGE":
+        return sum(
+            int(metrics.get(k, 0)) for k in ("numTargetRowsInserted", "numTargetRowsUpdated")
+        )
+    return int(metrics.get("numOutputRows", 0))
 
 
 @dataclass(frozen=True)
@@ -89,18 +147,41 @@ class Lakehouse:
         return reader.table(self.name(table))
 
     def version(self, table: str) -> int:
-        """Latest Delta version of a table (for the ledger and MLflow lineage)."""
-        from delta.tables import DeltaTable
+        """Latest Delta version of a table (what a task pins its reads to)."""
+        row = self.spark.sql(f"DESCRIBE HISTORY {self.name(table)} LIMIT 1").first()
+        return int(row["version"])
 
-        history = DeltaTable.forName(self.spark, self.name(table)).history(1)
-        return int(history.select("version").first()[0])
+    def data_commit(self, table: str) -> DataCommit:
+        """The latest commit that changed the table's data, skipping maintenance commits
+        (OPTIMIZE, VACUUM, ...): its version names the data a task read, so maintenance
+        never makes a task redo its work; its rows are what that write committed."""
+        name = self.name(table)
+        for limit in (f" LIMIT {_HISTORY_WINDOW}", ""):
+            rows = (
+                self.spark.sql(f"DESCRIBE HISTORY {name}{limit}")
+                .select("version", "operation", "operationMetrics")
+                .collect()
+            )
+            latest = max((int(r["version"]) for r in rows), default=-1)
+            for row in sorted(rows, key=lambda r: -r["version"]):
+                if is_data_change(row["operation"]):
+                    return DataCommit(
+                        int(row["version"]),
+                        row["operation"],
+                        commit_rows(row["operation"], row["operationMetrics"]),
+                        latest,
+                    )
+            if len(rows) < _HISTORY_WINDOW:
+                break
+        raise ConfigError(f"table {name} has no data-changing commit in its Delta history")
+
+    def data_version(self, table: str) -> int:
+        """Version of the latest data-changing commit (see `data_commit`)."""
+        return self.data_commit(table).version
 
     def last_commit_rows(self, table: str) -> int:
-        """Rows written by the table's latest commit, from Delta's operation metrics."""
-        from delta.tables import DeltaTable
-
-        metrics = DeltaTable.forName(self.spark, self.name(table)).history(1).first()
-        return int((metrics["operationMetrics"] or {}).get("numOutputRows", 0))
+        """Rows written by the table's latest data-changing commit, from Delta's metrics."""
+        return self.data_commit(table).rows
 
     def overwrite(self, df: DataFrame, table: str) -> None:
         """Replace a table's content in one Delta commit."""
@@ -134,6 +215,33 @@ class Lakehouse:
             self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.schema}")
             writer = writer.option("path", self.location(table))
         writer.saveAsTable(self.name(table))
+
+    @property
+    def scratch_root(self) -> Path:
+        """Folder of this schema's scratch Delta tables on a laptop (outside `tables/`)."""
+        return Path(self.config.lakehouse_dir).absolute() / "scratch" / self.config.schema
+
+    def write_scratch(self, df: DataFrame, name: str) -> DataFrame:
+        """Write `df` once as a scratch Delta table and return a frame reading it back: a
+        managed table `_scratch_<name>` in the schema on Databricks (never the DBFS root), a
+        folder under `scratch/` locally."""
+        validate_identifier(name, "scratch table")
+        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if self.databricks:
+            table = self.name(f"_scratch_{name}")
+            writer.saveAsTable(table)
+            return self.spark.read.table(table)
+        path = str(self.scratch_root / name)
+        writer.save(path)
+        return self.spark.read.format("delta").load(path)
+
+    def drop_scratch(self, name: str) -> None:
+        """Remove a scratch table written by `write_scratch` (no error if it is gone)."""
+        validate_identifier(name, "scratch table")
+        if self.databricks:
+            self.spark.sql(f"DROP TABLE IF EXISTS {self.name(f'_scratch_{name}')}")
+        else:
+            shutil.rmtree(self.scratch_root / name, ignore_errors=True)
 
     def _register_local_tables(self) -> None:
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.schema}")

@@ -84,3 +84,47 @@ def test_a_failed_fetch_of_the_delta_jars_is_one_sentence(monkeypatch, tmp_path)
         "dependency:copy`). Cause: ::: UNRESOLVED DEPENDENCIES (full output in "
         f"{tmp_path / 'fetch-delta-jars.log'})"
     )
+
+
+@pytest.mark.parametrize(
+    ("runtime", "kind"),
+    [
+        (None, spark_module.ComputeKind.LOCAL),
+        ("17.3", spark_module.ComputeKind.DATABRICKS_CLASSIC),
+        ("client.4.9", spark_module.ComputeKind.DATABRICKS_SERVERLESS),
+    ],
+)
+def test_the_compute_kind_of_a_classic_session(monkeypatch, spark, runtime, kind):
+    if runtime is None:
+        monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    else:
+        monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", runtime)
+    assert spark_module.compute_kind(spark) is kind
+    assert kind.has_serverless_rules is (kind is spark_module.ComputeKind.DATABRICKS_SERVERLESS)
+    assert not spark_module.is_connect_session(spark)
+    assert spark_module.default_parallelism(spark) == 2  # the test session's
+
+
+def test_serverless_with_a_classic_session_is_one_sentence(monkeypatch, spark):
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "client.4.9")
+    with pytest.raises(SparkSetupError) as failure:
+        spark_module.get_spark()
+    assert str(failure.value) == (
+        "DATABRICKS_RUNTIME_VERSION=client.4.9 says serverless, but the session is a classic "
+        "one: run the task in a serverless environment or on a *_classic target"
+    )
+
+
+@pytest.mark.parametrize(
+    ("remote", "message"),
+    [
+        ("localhost:15002", r"SPARK_REMOTE=localhost:15002 is not a Spark Connect address"),
+        # this process runs the tests' classic session: Connect cannot start beside it
+        ("local[2]", r"SPARK_REMOTE=local\[2\] asks for a Spark Connect session, but this process"),
+    ],
+)
+def test_a_connect_request_that_cannot_be_met_is_one_sentence(monkeypatch, spark, remote, message):
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    monkeypatch.setenv("SPARK_REMOTE", remote)
+    with pytest.raises(SparkSetupError, match=message):
+        spark_module.get_spark()

@@ -7,7 +7,7 @@ from chispa import assert_df_equality
 
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.errors import ConfigError
-from retail_segmentation.common.tables import Lakehouse
+from retail_segmentation.common.tables import Lakehouse, commit_rows, is_data_change
 
 
 def test_names_per_environment(spark):
@@ -30,3 +30,82 @@ def test_overwrite_append_version_and_reattach(spark, lakehouse):
     again = Lakehouse.attach(spark, lakehouse.config)
     expected = spark.createDataFrame([(1,), (2,), (3,)], "id int")
     assert_df_equality(spark.table(again.name("numbers")), expected, ignore_row_order=True)
+
+
+def test_maintenance_commits_leave_the_data_version_where_it_was(spark, lakehouse):
+    """OPTIMIZE, ZORDER and VACUUM (what predictive optimization runs on Unity Catalog) add
+    commits without changing data: the data version and its rows stay those of the write."""
+    numbers = lakehouse.name("numbers")
+    for part in range(3):  # three small files for OPTIMIZE to compact
+        lakehouse.append(
+            spark.createDataFrame([(part * 10 + i,) for i in range(4)], "id int"), "numbers"
+        )
+    written = lakehouse.data_commit("numbers")
+    assert (written.version, written.operation, written.rows, written.latest_version) == (
+        2,
+        "WRITE",
+        4,
+        2,
+    )
+
+    spark.sql(f"OPTIMIZE {numbers}")
+    spark.sql(f"OPTIMIZE {numbers} ZORDER BY (id)")
+    spark.sql(f"ALTER TABLE {numbers} SET TBLPROPERTIES ('delta.logRetentionDuration' = '30 days')")
+    spark.sql(f"VACUUM {numbers}")
+    operations = [
+        r.operation for r in spark.sql(f"DESCRIBE HISTORY {numbers}").orderBy("version").collect()
+    ]
+    assert operations[3:] == [
+        "OPTIMIZE",
+        "OPTIMIZE",
+        "SET TBLPROPERTIES",
+        "VACUUM START",
+        "VACUUM END",
+    ]
+    after = lakehouse.data_commit("numbers")
+    assert (after.version, after.rows, after.latest_version) == (2, 4, 7)
+    assert lakehouse.last_commit_rows("numbers") == 4
+    assert lakehouse.version("numbers") == 7
+    # the latest version reads the same rows as the data version
+    assert_df_equality(
+        lakehouse.read("numbers", version=after.latest_version),
+        lakehouse.read("numbers", version=after.version),
+        ignore_row_order=True,
+    )
+
+    lakehouse.overwrite(spark.createDataFrame([(1,)], "id int"), "numbers")  # data again
+    assert lakehouse.data_commit("numbers").version == 8
+
+
+@pytest.mark.parametrize(
+    ("operation", "metrics", "rows", "is_data"),
+    [
+        ("WRITE", {"numOutputRows": "5"}, 5, True),
+        ("CREATE OR REPLACE TABLE AS SELECT", {"numOutputRows": "7"}, 7, True),
+        ("MERGE", {"numTargetRowsInserted": "2", "numTargetRowsUpdated": "3"}, 5, True),
+        ("DELETE", None, 0, True),
+        ("RESTORE", {}, 0, True),
+        ("OPTIMIZE", {"numAddedFiles": "1", "numRemovedFiles": "3"}, 0, False),
+        ("VACUUM END", {"numDeletedFiles": "3"}, 0, False),
+        ("ANALYZE STATS", None, 0, False),
+    ],
+)
+def test_commit_rows_and_what_counts_as_a_data_change(operation, metrics, rows, is_data):
+    assert commit_rows(operation, metrics) == rows
+    assert is_data_change(operation) is is_data
+
+
+def test_a_scratch_table_is_written_read_back_and_dropped(spark, lakehouse):
+    kept = lakehouse.write_scratch(
+        spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string"), "t1_x"
+    )
+    assert (lakehouse.scratch_root / "t1_x" / "_delta_log").is_dir()
+    assert not (lakehouse.local_root / "t1_x").exists()  # never among the pipeline's tables
+    assert_df_equality(
+        kept, spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string"), ignore_row_order=True
+    )
+    lakehouse.drop_scratch("t1_x")
+    assert not (lakehouse.scratch_root / "t1_x").exists()
+    lakehouse.drop_scratch("t1_x")  # gone already: no error
+    with pytest.raises(ConfigError, match="parameter scratch table="):
+        lakehouse.write_scratch(kept, "../escape")

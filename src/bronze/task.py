@@ -124,7 +124,7 @@ def ingest_bronze(
     )
     lakehouse.append(new_df.select([f.name for f in BRONZE_SCHEMA.fields]), BRONZE_TRANSACTIONS)
     rows = lakehouse.last_commit_rows(BRONZE_TRANSACTIONS)
-    undecodable = int(observation.get["undecodable"])
+    undecodable = _undecodable_rows(lakehouse, observation, batch_id)
     if undecodable:
         log.warning(
             "bronze batch %s: %d row(s) hold characters that are not valid %s; declare the "
@@ -148,6 +148,20 @@ def ingest_bronze(
         ],
     )
     return BronzeResult(batch_id, [f.path for f in files], skipped, rows, undecodable)
+
+
+def _undecodable_rows(lakehouse: Lakehouse, observation: Observation, batch_id: str) -> int:
+    """Rows of the batch holding U+FFFD: observed while the batch was written, or, where the
+    observation came back empty (it can over Spark Connect), counted in the committed batch."""
+    observed = observation.get
+    if "undecodable" in observed:
+        return int(observed["undecodable"])
+    log.info("bronze batch %s: no observed metrics, counting undecodable rows", batch_id)
+    return (
+        lakehouse.read(BRONZE_TRANSACTIONS)
+        .where((F.col("_batch_id") == batch_id) & has_undecodable_text())
+        .count()
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> BronzeConfig:

@@ -11,7 +11,6 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -23,6 +22,7 @@ from retail_segmentation.common.config import (
 )
 from retail_segmentation.common.errors import ConfigError
 from retail_segmentation.common.ledger import LedgerEntry, has_finished, record_ledger
+from retail_segmentation.common.materialize import Intermediates
 from retail_segmentation.common.spark import get_spark
 from retail_segmentation.common.tables import (
     GOLD_CUSTOMER_BEHAVIOR,
@@ -75,7 +75,8 @@ def default_as_of_date(silver_df: DataFrame) -> dt.date:
 
 
 def gold_run_id(silver_version: int, as_of: dt.date) -> str:
-    """Names the input of a gold run: the silver version and the as-of date."""
+    """Names the input of a gold run: the silver data version (maintenance commits do not
+    count) and the as-of date."""
     return f"gold:silver_v{silver_version}:as_of_{as_of.isoformat()}"
 
 
@@ -85,18 +86,18 @@ def build_gold(spark: SparkSession, lakehouse: Lakehouse, config: GoldConfig) ->
         raise ConfigError(
             f"table {lakehouse.name(SILVER_TRANSACTIONS)} does not exist: run the silver task first"
         )
-    silver_version = lakehouse.version(SILVER_TRANSACTIONS)
-    silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver_version)
+    silver = lakehouse.data_commit(SILVER_TRANSACTIONS)
+    silver_version = silver.version
+    silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver.latest_version)
     as_of = config.as_of_date or default_as_of_date(silver_df)
     run_id = gold_run_id(silver_version, as_of)
     stamp = F.lit(as_of).cast("date").alias("as_of_date")
 
-    measures_df = customer_measures(silver_df, as_of).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
+    with Intermediates(lakehouse, "gold") as intermediates:
+        # read twice: for the quintile cuts, then scored against them
+        measures_df = intermediates.keep(customer_measures(silver_df, as_of), "measures")
         rfm_df = with_rfm_scores(measures_df, quintile_cuts(measures_df))
         lakehouse.overwrite(rfm_df.select("*", stamp), GOLD_CUSTOMER_RFM)
-    finally:
-        measures_df.unpersist()
     lakehouse.overwrite(
         customer_behavior(silver_df, as_of).select("*", stamp), GOLD_CUSTOMER_BEHAVIOR
     )
@@ -104,7 +105,7 @@ def build_gold(spark: SparkSession, lakehouse: Lakehouse, config: GoldConfig) ->
         lakehouse.overwrite(build(silver_df, as_of).select("*", stamp), table)
 
     rows = {t: lakehouse.last_commit_rows(t) for t in GOLD_TABLES}
-    silver_rows = silver_df.count()
+    silver_rows = silver.rows
     record_ledger(
         lakehouse,
         [
@@ -144,10 +145,10 @@ def main(argv: list[str] | None = None) -> None:
     spark = get_spark(warehouse_dir=f"{config.tables.lakehouse_dir}/spark-warehouse")
     lakehouse = Lakehouse.attach(spark, config.tables)
     if lakehouse.exists(SILVER_TRANSACTIONS):
-        silver_version = lakehouse.version(SILVER_TRANSACTIONS)
-        silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver_version)
+        silver = lakehouse.data_commit(SILVER_TRANSACTIONS)
+        silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver.latest_version)
         config = replace(config, as_of_date=config.as_of_date or default_as_of_date(silver_df))
-        run_id = gold_run_id(silver_version, config.as_of_date)
+        run_id = gold_run_id(silver.version, config.as_of_date)
         tables_exist = all(lakehouse.exists(t) for t in GOLD_TABLES)
         if not force and tables_exist and has_finished(lakehouse, run_id):
             print(f"gold: up to date ({run_id}), nothing to do; --force rebuilds")

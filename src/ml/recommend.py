@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.ml.feature import IndexToString, StringIndexer, StringIndexerModel
@@ -29,6 +30,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.errors import ConfigError
+from retail_segmentation.common.spark import default_parallelism
 from retail_segmentation.gold.lines import filter_product_lines_before
 from retail_segmentation.silver.rules import LINE_SALE
 
@@ -47,7 +49,7 @@ class AlsParams:
     alpha: float = 1.0
     top_n: int = 5
     seed: int = 42
-    # ALS user and item blocks; 0 = one per core (spark.default.parallelism). Spark's own
+    # ALS user and item blocks; 0 = one per core (`default_parallelism`). Spark's own
     # default of 10 fits several times slower on a laptop. Set it to repeat results exactly
     # on machines with other core counts.
     num_blocks: int = 0
@@ -102,14 +104,20 @@ def purchase_matrix(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
     )
 
 
+def _recompute(df: DataFrame, _name: str) -> DataFrame:
+    return df
+
+
 def recommend_products(
     purchases_df: DataFrame,
     customers_df: DataFrame,
     products_df: DataFrame,
     params: AlsParams,
+    keep: Callable[[DataFrame, str], DataFrame] = _recompute,
 ) -> DataFrame:
     """Top params.top_n products per customer of customers_df that the customer has not bought,
-    by ALS score; by popularity for a customer who bought nothing."""
+    by ALS score; by popularity for a customer who bought nothing. `keep(df, name)` holds the
+    ALS candidates, which two actions read (`Intermediates.keep`; the default recomputes)."""
     purchases = purchases_df.select("customer_id", "stock_code", "quantity")
     customers = (
         customers_df.select("customer_id").where(F.col("customer_id").isNotNull()).distinct()
@@ -122,8 +130,8 @@ def recommend_products(
         return _top_n_with_descriptions(popular_df, products_df, params.top_n)
 
     depth = params.top_n + min(max_bought, params.max_candidates)
-    # materialised once: both the short-list check and the final ranking read the candidates
-    als_df = _als_candidates(purchases, customers, params, depth).localCheckpoint()
+    # kept once: both the short-list check and the final ranking read the candidates
+    als_df = keep(_als_candidates(purchases, customers, params, depth), "als_candidates")
     # customers ALS left short (cold, or heavy buyers past max_candidates) are completed from
     # the popular products; few customers, so their list may reach as deep as anyone bought
     full_df = als_df.groupBy("customer_id").count().where(F.col("count") >= params.top_n)
@@ -148,7 +156,7 @@ def _als_candidates(
         F.col("item_index").cast("int").alias("item_id"),
         "quantity",
     )
-    blocks = params.num_blocks or purchases.sparkSession.sparkContext.defaultParallelism
+    blocks = params.num_blocks or default_parallelism(purchases.sparkSession)
     model = ALS(
         rank=params.rank,
         maxIter=params.max_iter,

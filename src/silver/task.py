@@ -13,11 +13,10 @@ import argparse
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.config import (
@@ -27,12 +26,14 @@ from retail_segmentation.common.config import (
 )
 from retail_segmentation.common.errors import ConfigError, LedgerImbalanceError
 from retail_segmentation.common.ledger import LedgerEntry, has_finished, record_ledger
+from retail_segmentation.common.materialize import Intermediates
 from retail_segmentation.common.spark import get_spark
 from retail_segmentation.common.tables import (
     BRONZE_TRANSACTIONS,
     SILVER_PRODUCTS,
     SILVER_QUARANTINE,
     SILVER_TRANSACTIONS,
+    DataCommit,
     Lakehouse,
 )
 from retail_segmentation.silver import rules
@@ -119,33 +120,17 @@ class SilverResult:
 
 @dataclass(frozen=True)
 class CleanedLines:
-    """The silver rules applied: every deduplicated line once, marked kept or quarantined.
-
-    `marked_df` is built on a persisted frame (the caller writes both outputs from it, then
-    calls `unpersist`); the row counts are observed while it is computed, at no extra pass.
-    """
+    """The silver rules applied: every deduplicated line once, marked kept or quarantined."""
 
     marked_df: DataFrame
-    _persisted: tuple[DataFrame, ...]
     quantity_bounds: IqrBounds
     price_bounds: IqrBounds
-    _input_rows: Observation
-    _deduplicated_rows: Observation
+    input_rows: int  # bronze rows read
+    deduplicated_rows: int  # rows left after removing exact duplicates
 
-    def unpersist(self) -> None:
-        """Release the cached lines once both outputs are written."""
-        for df in self._persisted:
-            df.unpersist()
 
-    @property
-    def input_rows(self) -> int:
-        """Bronze rows read."""
-        return int(self._input_rows.get["rows"])
-
-    @property
-    def deduplicated_rows(self) -> int:
-        """Rows left after removing exact duplicates."""
-        return int(self._deduplicated_rows.get["rows"])
+def _read_twice(df: DataFrame, _name: str) -> DataFrame:
+    return df
 
 
 def clean_transactions(
@@ -153,28 +138,31 @@ def clean_transactions(
     iqr_multiplier: float = 1.5,
     non_product_codes: Sequence[str] = rules.DEFAULT_NON_PRODUCT_CODES,
     timestamp_formats: Sequence[str] = rules.DEFAULT_TIMESTAMP_FORMATS,
+    keep: Callable[[DataFrame, str], DataFrame] = _read_twice,
 ) -> CleanedLines:
-    """Apply the silver rules to bronze rows (two Spark actions: the count of cancellations,
-    which also fills the cache, and the IQR bounds)."""
-    input_rows, deduplicated_rows = Observation("input_rows"), Observation("deduplicated_rows")
-    # Persisted once: the cancellation matches, the modal prices, the IQR bounds and both
-    # writes all read it.
-    typed_df = (
-        bronze_df.observe(input_rows, F.count(F.lit(1)).alias("rows"))
-        .transform(rules.with_trimmed_text)
+    """Apply the silver rules to bronze rows.
+
+    `keep(df, name)` holds a frame that several actions read (`Intermediates.keep`); the
+    default recomputes it. Spark actions: the bronze count (Delta answers it from its log), the
+    count of deduplicated lines (which computes the typed lines once), the count of
+    cancellations, and the IQR bounds.
+    """
+    input_rows = bronze_df.count()
+    # Kept once: the cancellation matches, the modal prices, the IQR bounds and both writes
+    # all read it.
+    typed_df = keep(
+        bronze_df.transform(rules.with_trimmed_text)
         .transform(rules.filter_exact_duplicates)
-        .observe(deduplicated_rows, F.count(F.lit(1)).alias("rows"))
         .transform(rules.with_typed_columns, timestamp_formats=timestamp_formats)
         .transform(rules.with_customer_from_invoice)
-        .transform(rules.with_line_type, non_product_codes=non_product_codes)
-        .persist(StorageLevel.MEMORY_AND_DISK)
+        .transform(rules.with_line_type, non_product_codes=non_product_codes),
+        "typed",
     )
-    # One row per cancellation, persisted so the window behind it runs once; broadcast while
-    # the cancellations are few enough.
+    deduplicated_rows = typed_df.count()
+    # One row per cancellation, kept so the window behind it runs once; broadcast while the
+    # cancellations are few enough.
     broadcast = rules.product_cancellations(typed_df).count() <= rules.BROADCAST_CANCELLATIONS
-    matches_df = rules.cancellation_matches(typed_df, broadcast).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
+    matches_df = keep(rules.cancellation_matches(typed_df, broadcast), "matches")
     matched_df = rules.with_matched_cancellations(typed_df, matches_df, broadcast)
     before_clipping_df = matched_df.transform(
         rules.with_imputed_zero_prices, modal_price_df=rules.modal_prices(matched_df)
@@ -183,14 +171,7 @@ def clean_transactions(
     marked_df = before_clipping_df.transform(
         rules.with_clipped_outliers, quantity=quantity_bounds, price=price_bounds
     )
-    return CleanedLines(
-        marked_df,
-        (typed_df, matches_df),
-        quantity_bounds,
-        price_bounds,
-        input_rows,
-        deduplicated_rows,
-    )
+    return CleanedLines(marked_df, quantity_bounds, price_bounds, input_rows, deduplicated_rows)
 
 
 def quarantine_rows(bronze_df: DataFrame, marked_df: DataFrame, run_id: str) -> DataFrame:
@@ -260,7 +241,8 @@ def _ledger_entries(result: SilverResult, counts: dict[str, int]) -> list[Ledger
 
 
 def silver_run_id(bronze_version: int, config: SilverConfig) -> str:
-    """Names the input of a silver run: the bronze version and a digest of the rule parameters."""
+    """Names the input of a silver run: the bronze data version (maintenance commits such as
+    OPTIMIZE do not count) and a digest of the rule parameters."""
     params = json.dumps(
         [config.iqr_multiplier, sorted(config.non_product_codes), list(config.timestamp_formats)]
     )
@@ -273,30 +255,32 @@ def is_up_to_date(lakehouse: Lakehouse, run_id: str) -> bool:
     return tables_exist and has_finished(lakehouse, run_id, rule="balance")
 
 
-def _bronze_version(lakehouse: Lakehouse) -> int:
+def _bronze_commit(lakehouse: Lakehouse) -> DataCommit:
     if not lakehouse.exists(BRONZE_TRANSACTIONS):
         raise ConfigError(
             f"table {lakehouse.name(BRONZE_TRANSACTIONS)} does not exist: run the bronze task first"
         )
-    return lakehouse.version(BRONZE_TRANSACTIONS)
+    return lakehouse.data_commit(BRONZE_TRANSACTIONS)
 
 
 def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig) -> SilverResult:
     """Rebuild the silver tables from the current bronze version and record the ledger."""
-    bronze_version = _bronze_version(lakehouse)
-    run_id = silver_run_id(bronze_version, config)
-    bronze_df = lakehouse.read(BRONZE_TRANSACTIONS, version=bronze_version)
-    cleaned = clean_transactions(
-        bronze_df, config.iqr_multiplier, config.non_product_codes, config.timestamp_formats
-    )
-    try:
+    bronze = _bronze_commit(lakehouse)
+    run_id = silver_run_id(bronze.version, config)
+    bronze_df = lakehouse.read(BRONZE_TRANSACTIONS, version=bronze.latest_version)
+    with Intermediates(lakehouse, "silver") as intermediates:
+        cleaned = clean_transactions(
+            bronze_df,
+            config.iqr_multiplier,
+            config.non_product_codes,
+            config.timestamp_formats,
+            keep=intermediates.keep,
+        )
         kept_df = cleaned.marked_df.where(rules.is_kept()).select(*SILVER_COLUMNS)
         lakehouse.overwrite(kept_df, SILVER_TRANSACTIONS)
         lakehouse.overwrite(
             quarantine_rows(bronze_df, cleaned.marked_df, run_id), SILVER_QUARANTINE
         )
-    finally:
-        cleaned.unpersist()
     silver_df = lakehouse.read(SILVER_TRANSACTIONS)
     lakehouse.overwrite(build_products(silver_df), SILVER_PRODUCTS)
 
@@ -377,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     force, config = parse_args(argv)
     spark = get_spark(warehouse_dir=f"{config.tables.lakehouse_dir}/spark-warehouse")
     lakehouse = Lakehouse.attach(spark, config.tables)
-    run_id = silver_run_id(_bronze_version(lakehouse), config)
+    run_id = silver_run_id(_bronze_commit(lakehouse).version, config)
     if not force and is_up_to_date(lakehouse, run_id):
         print(f"silver: up to date ({run_id}), nothing to do; --force rebuilds")
         return

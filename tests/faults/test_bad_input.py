@@ -9,6 +9,7 @@ import json
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
 from retail_segmentation.bronze.columns import SourceFormat
@@ -177,6 +178,22 @@ def test_a_latin1_file_read_as_utf8_is_flagged_not_dropped(spark, lakehouse, tmp
     row = lakehouse.read(BRONZE_TRANSACTIONS).where("invoice = '536370'").first()
     assert row.description == "ALARM CLOCK CAF\ufffd ROS\ufffd"
     _assert_balanced(lakehouse, _silver(spark, lakehouse))
+
+
+def test_undecodable_rows_are_counted_even_when_spark_connect_observes_nothing(
+    spark, lakehouse, tmp_path, monkeypatch
+):
+    """Over Spark Connect a Delta write can return an empty Observation ({}); bronze then
+    counts the batch's undecodable rows in the table it just committed."""
+    landing = tmp_path / "landing"
+    _write(landing, "latin1.csv", [*GOOD_LINES, LATIN1_LINE], encoding="latin-1")
+    monkeypatch.setattr(Observation, "get", property(lambda self: {}))
+
+    result = _ingest(spark, lakehouse, landing)
+
+    assert (result.rows_ingested, result.undecodable_rows) == (len(GOOD_LINES) + 1, 1)
+    ledger = lakehouse.read(PIPELINE_LEDGER).where(f"run_id = 'bronze:{result.batch_id}'")
+    assert [r.rows_out for r in ledger.collect()] == [len(GOOD_LINES) + 1]
 
 
 def test_values_that_cannot_be_typed_are_quarantined_with_their_rule(spark, lakehouse, tmp_path):

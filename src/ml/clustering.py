@@ -1,8 +1,11 @@
-"""Fitting one clustering model and measuring it, all in Spark; choosing the winner.
+"""The sweep's contract (parameters, one fit's measures, the winner's choice, agreement with
+known profiles) and the Spark MLlib engine: fitting one clusterer and measuring it in Spark.
 
-Silhouette (squared Euclidean, Spark's ClusteringEvaluator) is computed on the features the
-model saw, so it never leaves the cluster. Only aggregates come back to the driver: cluster
-sizes, per-cluster means, and the contingency table against known profiles.
+Both silhouettes are defined in `measures`: the standard (Euclidean) one on the silhouette
+sample, which is the only row-level data that reaches the driver (at most
+SILHOUETTE_SAMPLE_SIZE feature vectors), and Spark's squared-Euclidean one over every
+customer. Otherwise only aggregates come back: cluster sizes, per-cluster means, and the
+contingency table against known profiles.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from pyspark.ml import Estimator, PipelineModel
 from pyspark.ml.clustering import GaussianMixture, KMeans
 from pyspark.ml.evaluation import ClusteringEvaluator
@@ -19,11 +23,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.errors import ConfigError, RetailSegError
-from retail_segmentation.ml.features import FEATURES_COL, FeatureSpec
+from retail_segmentation.ml import measures
+from retail_segmentation.ml.features import FEATURE_SETS, FEATURES_COL, FeatureSpec
+from retail_segmentation.ml.segment_model import FeatureTransform, SegmentModel
 
 KMEANS = "kmeans"
 GMM = "gmm"
 ALGORITHMS = (KMEANS, GMM)
+SKLEARN = "sklearn"
+SPARK = "spark"
+ENGINES = (SKLEARN, SPARK)
 PREDICTION_COL = "prediction"
 PROBABILITY_COL = "probability"
 
@@ -72,12 +81,14 @@ class FitResult:
 
     algorithm: str
     k: int
-    silhouette: float
+    silhouette: float  # Euclidean, on the silhouette sample (see measures)
     cluster_sizes: tuple[int, ...]
     wcss: float | None = None  # KMeans: within-cluster sum of squared distances
     log_likelihood: float | None = None  # GaussianMixture
     adjusted_rand_index: float | None = None
     run_id: str | None = None
+    engine: str = SPARK
+    silhouette_sq_euclidean: float | None = None  # Spark's figure, every customer
 
     @property
     def smallest_cluster_share(self) -> float:
@@ -109,8 +120,8 @@ def clusterer(algorithm: str, k: int, seed: int, max_iter: int) -> Estimator:
     raise ConfigError(f"parameter algorithm={algorithm!r} is unknown: expected one of {ALGORITHMS}")
 
 
-def silhouette(clustered_df: DataFrame) -> float:
-    """Mean silhouette (squared Euclidean) of the predictions over the `features` column."""
+def squared_euclidean_silhouette(clustered_df: DataFrame) -> float:
+    """Spark's mean silhouette (squared Euclidean) of the predictions over `features`."""
     evaluator = ClusteringEvaluator(
         featuresCol=FEATURES_COL,
         predictionCol=PREDICTION_COL,
@@ -129,26 +140,36 @@ def fit_candidate(
     sizes = tuple(int(n) for n in summary.clusterSizes) + (0,) * (k - len(summary.clusterSizes))
     clustered_df = model.transform(features_df)
     # Silhouette is undefined with a single non-empty cluster; such a fit is degenerate anyway.
-    score = silhouette(clustered_df) if sum(1 for n in sizes if n) > 1 else -1.0
+    used = sum(1 for n in sizes if n) > 1
     result = FitResult(
         algorithm=algorithm,
         k=k,
-        silhouette=score,
+        silhouette=sample_silhouette(clustered_df) if used else -1.0,
         cluster_sizes=sizes,
         wcss=float(summary.trainingCost) if algorithm == KMEANS else None,
         log_likelihood=float(summary.logLikelihood) if algorithm == GMM else None,
+        engine=SPARK,
+        silhouette_sq_euclidean=squared_euclidean_silhouette(clustered_df) if used else -1.0,
     )
     return model, clustered_df, result
 
 
-def membership_probability(clustered_df: DataFrame) -> DataFrame:
-    """Add `membership_probability`: the GMM probability of the assigned segment (null for
-    models without probabilities, such as KMeans)."""
-    if PROBABILITY_COL in clustered_df.columns:
-        value = F.round(F.array_max(vector_to_array(F.col(PROBABILITY_COL))), 4)
-    else:
-        value = F.lit(None).cast("double")
-    return clustered_df.withColumn("membership_probability", value)
+def sample_silhouette(clustered_df: DataFrame) -> float:
+    """The Euclidean silhouette (scikit-learn's) of the silhouette sample's predictions: at
+    most SILHOUETTE_SAMPLE_SIZE feature vectors come to the driver."""
+    sample = (
+        clustered_df.select(
+            "customer_id",
+            vector_to_array(FEATURES_COL).alias("x"),
+            F.col(PREDICTION_COL).alias("label"),
+        )
+        .orderBy(measures.sample_key_column(), "customer_id")
+        .limit(measures.SILHOUETTE_SAMPLE_SIZE)
+        .toPandas()
+    )
+    if sample.empty:
+        return -1.0
+    return measures.euclidean_silhouette(np.vstack(sample["x"].to_numpy()), sample["label"])
 
 
 def cluster_profile(clustered_df: DataFrame, columns: Sequence[str]) -> DataFrame:
@@ -211,6 +232,32 @@ def select_winner(results: Sequence[FitResult], min_cluster_share: float) -> Fit
     return min(eligible, key=lambda r: (-round(r.silhouette, 9), r.k, r.algorithm))
 
 
-def full_model(feature_model: PipelineModel, cluster_model: object) -> PipelineModel:
-    """One model from gold columns to `prediction`: the fitted feature stages + the clusterer."""
-    return PipelineModel(stages=[*feature_model.stages, cluster_model])
+def segment_model(feature_model: PipelineModel, cluster_model, spec: FeatureSpec) -> SegmentModel:
+    """The Spark fit as the engine-independent pyfunc: the scaler's mean and deviation, the
+    PCA projection, and the centres or the mixture, copied out of the fitted Spark models."""
+    from pyspark.ml.clustering import GaussianMixtureModel
+    from pyspark.ml.feature import PCAModel, StandardScalerModel
+
+    scaler = next(s for s in feature_model.stages if isinstance(s, StandardScalerModel))
+    pca = next((s for s in feature_model.stages if isinstance(s, PCAModel)), None)
+    columns = FEATURE_SETS[spec.feature_set]
+    features = FeatureTransform(
+        columns=tuple(c for c, _ in columns),
+        is_log=tuple(is_log for _, is_log in columns),
+        mean=np.asarray(scaler.mean.toArray()),
+        std=np.asarray(scaler.std.toArray()),
+        components=None if pca is None else np.asarray(pca.pc.toArray()).T,
+        pca_mean=None if pca is None else np.zeros(pca.pc.numRows),
+    )
+    if isinstance(cluster_model, GaussianMixtureModel):
+        gaussians = cluster_model.gaussiansDF.collect()  # k rows
+        return SegmentModel(
+            features,
+            GMM,
+            SPARK,
+            weights=np.asarray(cluster_model.weights),
+            means=np.stack([np.asarray(g["mean"].toArray()) for g in gaussians]),
+            covariances=np.stack([np.asarray(g["cov"].toArray()) for g in gaussians]),
+        )
+    centers = np.stack([np.asarray(c) for c in cluster_model.clusterCenters()])
+    return SegmentModel(features, KMEANS, SPARK, centers=centers)

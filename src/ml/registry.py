@@ -17,13 +17,13 @@ from pyspark.sql import DataFrame, SparkSession
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.errors import ConfigError
 from retail_segmentation.common.tables import GOLD_CUSTOMER_BEHAVIOR, GOLD_CUSTOMER_RFM, Lakehouse
-from retail_segmentation.ml.clustering import silhouette
+from retail_segmentation.ml import measures
 from retail_segmentation.ml.features import customer_features_input
 from retail_segmentation.ml.sweep import (
     GOLD_VERSIONS_TAG,
     MODEL_URI_TAG,
     WINNER_TAG,
-    gold_versions,
+    gold_commits,
     gold_versions_tag,
     latest_finished_sweep,
 )
@@ -73,12 +73,22 @@ def decide_alias(
     return CHALLENGER
 
 
-def model_silhouette(model_uri: str, input_df: DataFrame) -> float:
-    """Silhouette of a registered model's segments on `input_df`, in its own feature space."""
-    import mlflow.spark
+def model_silhouette(model_uri: str, input_df: DataFrame) -> float | None:
+    """Silhouette of a registered model's segments on the silhouette sample of `input_df`,
+    in the model's own feature space (measured as the sweep measures a candidate); None for a
+    model that is not a SegmentModel pyfunc (an earlier release's Spark ML model)."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
 
-    model = mlflow.spark.load_model(model_uri)
-    return silhouette(model.transform(input_df))
+    try:
+        model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    except MlflowException:
+        return None
+    if not all(hasattr(model, a) for a in ("features", "labels_of", "input_columns")):
+        return None
+    sample = measures.silhouette_sample(input_df, ["customer_id", *model.input_columns])
+    features = model.features.transform(sample)
+    return measures.euclidean_silhouette(features, model.labels_of(features))
 
 
 def latest_sweep(experiment_id: str, versions_tag: str):  # -> mlflow Run
@@ -102,12 +112,16 @@ def register_winner(
     experiment_id = config.mlflow.activate()
     client = mlflow.MlflowClient()
     name = config.mlflow.model_name
-    versions = gold_versions(lakehouse)
+    commits = gold_commits(lakehouse)
+    versions = {table: commit.version for table, commit in commits.items()}
     sweep = latest_sweep(experiment_id, gold_versions_tag(versions))
     winner_run_id = sweep.data.tags[WINNER_TAG]
     winner_silhouette = float(client.get_run(winner_run_id).data.metrics["silhouette"])
 
-    existing = client.search_model_versions(f"name = '{name}' AND run_id = '{winner_run_id}'")
+    # Unity Catalog's registry takes one filter condition: the run is matched here
+    existing = [
+        v for v in client.search_model_versions(f"name = '{name}'") if v.run_id == winner_run_id
+    ]
     if existing:
         registered = existing[0]
     else:
@@ -137,10 +151,19 @@ def register_winner(
     champion_silhouette = None
     if champion is not None:
         input_df = customer_features_input(
-            lakehouse.read(GOLD_CUSTOMER_RFM, version=versions[GOLD_CUSTOMER_RFM]),
-            lakehouse.read(GOLD_CUSTOMER_BEHAVIOR, version=versions[GOLD_CUSTOMER_BEHAVIOR]),
+            lakehouse.read(GOLD_CUSTOMER_RFM, version=commits[GOLD_CUSTOMER_RFM].latest_version),
+            lakehouse.read(
+                GOLD_CUSTOMER_BEHAVIOR, version=commits[GOLD_CUSTOMER_BEHAVIOR].latest_version
+            ),
         )
         champion_silhouette = model_silhouette(f"models:/{name}@{CHAMPION}", input_df)
+        if champion_silhouette is None:
+            log.warning(
+                "%s v%s (@%s) is not a SegmentModel pyfunc: the new winner replaces it",
+                name,
+                champion.version,
+                CHAMPION,
+            )
     alias = decide_alias(winner_silhouette, champion_silhouette, config.min_improvement)
     client.set_registered_model_alias(name, alias, version)
     if alias == CHAMPION:

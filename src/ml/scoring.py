@@ -1,6 +1,10 @@
 """Score every customer with the champion model: segments, segment profiles with personas,
 and the segment history.
 
+The champion is the registered pyfunc (`SegmentModel`), whichever engine fitted it; it scores
+the gold table in Spark, batch by batch (`mapInPandas`), so a table of any size is scored in
+bounded memory and the same rows give the same segments however they are partitioned.
+
 `gold_segment_history` keeps one row per customer per scoring run; a scoring run is named by
 the model version and the gold versions it read, and rewriting a run replaces only that run's
 rows (Delta replaceWhere), so a rerun never duplicates history.
@@ -9,13 +13,15 @@ rows (Delta replaceWhere), so a rerun never duplicates history.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from retail_segmentation.gold.profiles import segment_profiles, with_persona
-from retail_segmentation.ml.clustering import PREDICTION_COL, membership_probability
+from retail_segmentation.ml.segment_model import PROBABILITY_COLUMN, SEGMENT_COLUMN
 
 RFM_COLUMNS = (
     "recency_days",
@@ -54,17 +60,48 @@ def scoring_run_id(
     return f"score:{model_name}@v{model_version}/{model_run_id[:8]}:{versions_tag}"
 
 
+PREDICTIONS_DDL = "customer_id string, segment_id int, membership_probability double"
+
+
+def predict_segments(model, input_df: DataFrame) -> DataFrame:
+    """customer_id, segment_id, membership_probability of every row of `input_df`, predicted
+    by `model` (an MLflow pyfunc taking the gold columns of its signature) batch by batch in
+    the Python workers; a KMeans model's null probability stays null."""
+    columns = list(model.metadata.get_input_schema().input_names())
+
+    def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            predicted = model.predict(batch[columns])
+            yield pd.DataFrame(
+                {
+                    "customer_id": batch["customer_id"].to_numpy(),
+                    "segment_id": predicted[SEGMENT_COLUMN].astype("int32").to_numpy(),
+                    "membership_probability": predicted[PROBABILITY_COLUMN]
+                    .astype("float64")
+                    .to_numpy(),
+                }
+            )
+
+    probability = F.col("membership_probability")
+    return (
+        input_df.select(
+            F.col("customer_id").cast("string"), *[F.col(c).cast("double") for c in columns]
+        )
+        .mapInPandas(predict, PREDICTIONS_DDL)
+        .withColumn("membership_probability", F.when(~F.isnan(probability), probability))
+    )
+
+
 def assign_segments(
-    clustered_df: DataFrame, rfm_df: DataFrame, behavior_df: DataFrame
+    predicted_df: DataFrame, rfm_df: DataFrame, behavior_df: DataFrame
 ) -> DataFrame:
     """Customers with their segment id, membership probability and the gold measures the
-    profiles summarise."""
+    profiles summarise (customers without an RFM row are left out)."""
     return (
-        membership_probability(clustered_df)
-        .select(
+        predicted_df.select(
             "customer_id",
-            F.col(PREDICTION_COL).cast("int").alias("segment_id"),
-            "membership_probability",
+            F.col("segment_id").cast("int"),
+            F.col("membership_probability").cast("double"),
         )
         .join(rfm_df.select("customer_id", *RFM_COLUMNS), "customer_id")
         .join(behavior_df.select("customer_id", *BEHAVIOR_COLUMNS), "customer_id", "left")

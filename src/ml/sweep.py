@@ -1,35 +1,53 @@
 """The segmentation sweep: KMeans and GaussianMixture for every k, one MLflow child run each
-under one parent run per sweep; the winner's full model is logged on its child run.
+under one parent run per sweep; the winner's model is logged on its child run.
 
-A sweep is named by its input (the Delta versions of the gold tables) and its parameters
-(the sweep key). A finished sweep with the same key is not repeated, so a second run on
-unchanged data leaves the experiment, and the champion, as they were.
+Two engines fit the candidates, with one contract: scikit-learn on the driver (the customer
+table is one row per customer) or Spark MLlib on the cluster. `auto` takes scikit-learn up to
+SKLEARN_MAX_CUSTOMERS customers and on serverless compute (where Spark MLlib is limited),
+Spark MLlib beyond. Both log the same parameters (with `engine`), measures, cluster sizes,
+profile table, inputs and plots, and both log the winner as the same `SegmentModel` pyfunc.
+
+A sweep is named by its input (the data versions of the gold tables: maintenance commits do
+not count), its parameters and its engine (the sweep key). A finished sweep with the same key
+is not repeated, so a second run on unchanged data leaves the experiment, and the champion,
+as they were.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.errors import ConfigError
-from retail_segmentation.common.tables import GOLD_CUSTOMER_BEHAVIOR, GOLD_CUSTOMER_RFM, Lakehouse
+from retail_segmentation.common.materialize import Intermediates
+from retail_segmentation.common.spark import ComputeKind, compute_kind, default_parallelism
+from retail_segmentation.common.tables import (
+    GOLD_CUSTOMER_BEHAVIOR,
+    GOLD_CUSTOMER_RFM,
+    DataCommit,
+    Lakehouse,
+)
+from retail_segmentation.ml import measures, sklearn_engine
 from retail_segmentation.ml.clustering import (
     ALGORITHMS,
+    ENGINES,
+    SKLEARN,
+    SPARK,
     FitResult,
     SweepParams,
     adjusted_rand_index,
     cluster_profile,
     contingency,
     fit_candidate,
-    full_model,
+    segment_model,
     select_winner,
 )
 from retail_segmentation.ml.features import (
@@ -38,6 +56,7 @@ from retail_segmentation.ml.features import (
     feature_names,
     fit_features,
 )
+from retail_segmentation.ml.segment_model import SegmentModel
 from retail_segmentation.ml.tracking import MlflowConfig, git_commit
 
 log = logging.getLogger(__name__)
@@ -49,6 +68,11 @@ GOLD_VERSIONS_TAG = "retail_seg.gold_versions"
 WINNER_TAG = "retail_seg.winner_run_id"
 MODEL_URI_TAG = "retail_seg.model_uri"
 MODEL_ARTIFACT = "model"
+AUTO = "auto"
+# `auto` fits with scikit-learn on the driver up to this many customers (500,000 customers x 6
+# features is 24 MB of features; a few GB of driver memory hold the fits), with Spark MLlib
+# beyond. Serverless always takes scikit-learn.
+SKLEARN_MAX_CUSTOMERS = 500_000
 
 
 @dataclass(frozen=True)
@@ -60,12 +84,18 @@ class SweepConfig:
     params: SweepParams
     truth_path: str | None = None  # CSV customer_id,profile: known profiles (generated data)
     git_commit: str = ""
-    parallelism: int = 4  # candidates fitted at once; does not change any result
+    parallelism: int = 4  # Spark engine: candidates fitted at once; does not change any result
+    engine: str = AUTO
 
     def __post_init__(self) -> None:
         if not 1 <= self.parallelism <= 64:
             raise ConfigError(
                 f"parameter parallelism={self.parallelism} is out of range: expected 1 to 64"
+            )
+        if self.engine not in (AUTO, *ENGINES):
+            raise ConfigError(
+                f"parameter engine={self.engine!r} is not valid: expected one of "
+                f"{', '.join((AUTO, *ENGINES))}"
             )
 
 
@@ -79,16 +109,38 @@ class SweepOutcome:
     winner: FitResult
     seconds: float
     reused: bool = False
+    engine: str = ""
 
 
-def gold_versions(lakehouse: Lakehouse) -> dict[str, int]:
-    """Current Delta versions of the sweep's input tables."""
+def choose_engine(requested: str, kind: ComputeKind, customers: int) -> str:
+    """The engine that fits: `requested` unless it is `auto`; `auto` is scikit-learn on
+    serverless compute and up to SKLEARN_MAX_CUSTOMERS customers, else Spark MLlib."""
+    if requested == SPARK and kind.has_serverless_rules:
+        raise ConfigError(
+            f"parameter engine=spark cannot run on {kind.value} compute (Spark MLlib on "
+            "serverless is limited, and the Spark engine keeps its features between fits): use "
+            "engine=auto or sklearn, or a *_classic target"
+        )
+    if requested != AUTO:
+        return requested
+    if kind.has_serverless_rules or customers <= SKLEARN_MAX_CUSTOMERS:
+        return SKLEARN
+    return SPARK
+
+
+def gold_commits(lakehouse: Lakehouse) -> dict[str, DataCommit]:
+    """The latest data-changing commit of each sweep input table."""
     for table in SWEEP_INPUTS:
         if not lakehouse.exists(table):
             raise ConfigError(
                 f"table {lakehouse.name(table)} does not exist: run the gold task first"
             )
-    return {table: lakehouse.version(table) for table in SWEEP_INPUTS}
+    return {table: lakehouse.data_commit(table) for table in SWEEP_INPUTS}
+
+
+def gold_versions(lakehouse: Lakehouse) -> dict[str, int]:
+    """Data versions of the sweep's input tables (maintenance commits do not count)."""
+    return {table: commit.version for table, commit in gold_commits(lakehouse).items()}
 
 
 def gold_versions_tag(versions: dict[str, int]) -> str:
@@ -96,12 +148,12 @@ def gold_versions_tag(versions: dict[str, int]) -> str:
     return ",".join(f"{table}@v{v}" for table, v in versions.items())
 
 
-def sweep_key(versions: dict[str, int], params: SweepParams) -> str:
-    """Names a sweep by its input versions and its parameters."""
+def sweep_key(versions: dict[str, int], params: SweepParams, engine: str = SPARK) -> str:
+    """Names a sweep by its input versions, its parameters and its engine."""
     digest = hashlib.sha256(
         json.dumps(asdict(params), sort_keys=True, default=str).encode()
     ).hexdigest()[:12]
-    return f"sweep:{gold_versions_tag(versions)}:{digest}"
+    return f"sweep:{gold_versions_tag(versions)}:{digest}:{engine}"
 
 
 def read_truth(spark: SparkSession, path: str) -> DataFrame:
@@ -141,96 +193,116 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
     params = config.params
     experiment_id = config.mlflow.activate()
     client = mlflow.MlflowClient()
-    versions = gold_versions(lakehouse)
-    key = sweep_key(versions, params)
+    commits = gold_commits(lakehouse)
+    versions = {table: commit.version for table, commit in commits.items()}
+    customers = commits[GOLD_CUSTOMER_RFM].rows  # one overwrite commit, one row per customer
+    engine = choose_engine(config.engine, compute_kind(spark), customers)
+    key = sweep_key(versions, params, engine)
     previous = latest_finished_sweep(experiment_id, SWEEP_KEY_TAG, key)
     if previous is not None:
-        return _reused(previous, key, start)
+        return _reused(previous, key, start, engine)
+    if customers < max(10, 3 * params.k_max):
+        raise ConfigError(
+            f"{lakehouse.name(GOLD_CUSTOMER_RFM)} holds {customers} customers: too few for "
+            f"k_max={params.k_max} (expected at least {max(10, 3 * params.k_max)}); lower "
+            "k_max or load more data"
+        )
 
-    input_columns = list(params.features.input_columns)
     input_df = customer_features_input(
-        lakehouse.read(GOLD_CUSTOMER_RFM, version=versions[GOLD_CUSTOMER_RFM]),
-        lakehouse.read(GOLD_CUSTOMER_BEHAVIOR, version=versions[GOLD_CUSTOMER_BEHAVIOR]),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    cached = [input_df]
-    try:
-        feature_model = fit_features(input_df, params.features)
-        # Every candidate reads the same prepared features: compute them once.
+        lakehouse.read(GOLD_CUSTOMER_RFM, version=commits[GOLD_CUSTOMER_RFM].latest_version),
+        lakehouse.read(
+            GOLD_CUSTOMER_BEHAVIOR, version=commits[GOLD_CUSTOMER_BEHAVIOR].latest_version
+        ),
+    )
+    commit = git_commit(config.git_commit)
+    tags = {ROLE_TAG: "sweep", SWEEP_KEY_TAG: key, GOLD_VERSIONS_TAG: gold_versions_tag(versions)}
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    run_name = f"sweep {gold_versions_tag(versions)}"
+    with mlflow.start_run(run_name=run_name, tags=tags) as parent:
+        _log_sweep_params(params, customers, engine)
+        inputs = training_inputs(lakehouse, commits)
+        client.log_inputs(parent.info.run_id, datasets=inputs)
+        if engine == SKLEARN:
+            fitted = _sklearn_candidates(spark, input_df, params, config.truth_path)
+        else:
+            fitted = _spark_candidates(spark, lakehouse, input_df, config)
+        # MLflow logging stays on this thread, in a fixed order.
+        results, models, profiles = [], {}, {}
+        for model, result, profile, seconds in fitted:
+            result = _log_candidate(result, profile, seconds, params, tags, inputs)
+            results.append(result)
+            models[result.name] = model
+            profiles[result.name] = profile
+            log.info("%s: silhouette %.4f", result.name, result.silhouette)
+        winner = select_winner(results, params.min_cluster_share)
+        model_uri = _log_winner_model(models[winner.name], winner, profiles[winner.name])
+        mlflow.set_tags(
+            {WINNER_TAG: winner.run_id, MODEL_URI_TAG: model_uri, "winner": winner.name}
+        )
+        mlflow.log_metrics(
+            {
+                "best_silhouette": winner.silhouette,
+                "winner_k": winner.k,
+                "winner_smallest_cluster_share": winner.smallest_cluster_share,
+            }
+        )
+        if winner.adjusted_rand_index is not None:
+            mlflow.log_metric("winner_adjusted_rand_index", winner.adjusted_rand_index)
+        _log_sweep_artifacts(results, winner)
+    return SweepOutcome(
+        parent.info.run_id, key, tuple(results), winner, time.perf_counter() - start, False, engine
+    )
+
+
+def _sklearn_candidates(
+    spark: SparkSession, input_df: DataFrame, params: SweepParams, truth_path: str | None
+):
+    """scikit-learn: the customers' input columns come to the driver once (one row per
+    customer, at most SKLEARN_MAX_CUSTOMERS under `auto`), every candidate fits there."""
+    columns = ["customer_id", *params.features.input_columns]
+    input_pdf = input_df.select(*columns).orderBy("customer_id").toPandas()
+    truth_pdf = read_truth(spark, truth_path).toPandas() if truth_path else None
+    return sklearn_engine.sweep(input_pdf, params, truth_pdf)
+
+
+def _spark_candidates(
+    spark: SparkSession, lakehouse: Lakehouse, input_df: DataFrame, config: SweepConfig
+):
+    """Spark MLlib: the features are computed once and kept; small fits are bound by Spark's
+    per-job latency, not by cores, so several are fitted at once (each seeded, on the same
+    kept features: the same models)."""
+    params = config.params
+    input_columns = list(params.features.input_columns)
+    with Intermediates(lakehouse, "sweep") as intermediates:
+        kept_input_df = intermediates.keep(input_df, "input")
+        feature_model = fit_features(kept_input_df, params.features)
         # Iterative fits launch a job per iteration: a few partitions (one per core) keep the
         # per-task overhead from dominating on small data without limiting large data.
-        features_df = (
-            feature_model.transform(input_df)
+        features_df = intermediates.keep(
+            feature_model.transform(kept_input_df)
             .select("customer_id", FEATURES_COL, *input_columns)
-            .repartition(spark.sparkContext.defaultParallelism, "customer_id")
-            .sortWithinPartitions("customer_id")  # same rows, same order: seeded fits repeat
-            .persist(StorageLevel.MEMORY_AND_DISK)
+            .repartition(default_parallelism(spark), "customer_id")
+            .sortWithinPartitions("customer_id"),  # same rows, same order: seeded fits repeat
+            "features",
         )
-        cached.append(features_df)
-        customers = features_df.count()
-        if customers < max(10, 3 * params.k_max):
-            raise ConfigError(
-                f"{lakehouse.name(GOLD_CUSTOMER_RFM)} holds {customers} customers: too few for "
-                f"k_max={params.k_max} (expected at least {max(10, 3 * params.k_max)}); lower "
-                "k_max or load more data"
-            )
-        truth_df = read_truth(spark, config.truth_path).cache() if config.truth_path else None
-        if truth_df is not None:
-            cached.append(truth_df)
-        commit = git_commit(config.git_commit)
-        tags = {
-            ROLE_TAG: "sweep",
-            SWEEP_KEY_TAG: key,
-            GOLD_VERSIONS_TAG: gold_versions_tag(versions),
-        }
-        if commit:
-            tags["mlflow.source.git.commit"] = commit
-        run_name = f"sweep {gold_versions_tag(versions)}"
-        with mlflow.start_run(run_name=run_name, tags=tags) as parent:
-            _log_sweep_params(params, customers)
-            inputs = training_inputs(lakehouse, versions)
-            client.log_inputs(parent.info.run_id, datasets=inputs)
-            # Small fits are bound by Spark's per-job latency, not by cores: fitting several
-            # at once (each seeded, on the same cached features) shortens the sweep and gives
-            # the same models. MLflow logging stays on this thread, in a fixed order.
-            candidates = [(a, k) for a in params.algorithms for k in params.ks]
-            with ThreadPoolExecutor(max_workers=config.parallelism) as pool:
-                fitted = list(
-                    pool.map(
-                        lambda c: _fit_and_measure(
-                            features_df, *c, params, input_columns, truth_df
-                        ),
-                        candidates,
-                    )
+        truth_df = (
+            intermediates.keep(read_truth(spark, config.truth_path), "truth")
+            if config.truth_path
+            else None
+        )
+        candidates = [(a, k) for a in params.algorithms for k in params.ks]
+        with ThreadPoolExecutor(max_workers=config.parallelism) as pool:
+            fitted = list(
+                pool.map(
+                    lambda c: _fit_and_measure(features_df, *c, params, input_columns, truth_df),
+                    candidates,
                 )
-            results, models = [], {}
-            for model, result, profile, seconds in fitted:
-                result = _log_candidate(result, profile, seconds, params, tags, inputs)
-                results.append(result)
-                models[result.name] = model
-                log.info("%s: silhouette %.4f", result.name, result.silhouette)
-            winner = select_winner(results, params.min_cluster_share)
-            model_uri = _log_winner_model(
-                spark, feature_model, models[winner.name], winner, features_df, input_columns
             )
-            mlflow.set_tags(
-                {WINNER_TAG: winner.run_id, MODEL_URI_TAG: model_uri, "winner": winner.name}
-            )
-            mlflow.log_metrics(
-                {
-                    "best_silhouette": winner.silhouette,
-                    "winner_k": winner.k,
-                    "winner_smallest_cluster_share": winner.smallest_cluster_share,
-                }
-            )
-            if winner.adjusted_rand_index is not None:
-                mlflow.log_metric("winner_adjusted_rand_index", winner.adjusted_rand_index)
-            _log_sweep_artifacts(results, winner)
-    finally:
-        for df in cached:
-            df.unpersist()
-    return SweepOutcome(
-        parent.info.run_id, key, tuple(results), winner, time.perf_counter() - start
-    )
+    return [
+        (segment_model(feature_model, cluster_model, params.features), result, profile, seconds)
+        for cluster_model, result, profile, seconds in fitted
+    ]
 
 
 def sweep_results(parent) -> tuple[FitResult, ...]:
@@ -246,11 +318,17 @@ def sweep_results(parent) -> tuple[FitResult, ...]:
     return tuple(sorted((_result_of(run) for run in children), key=lambda r: (r.algorithm, r.k)))
 
 
-def _reused(previous, key: str, start: float) -> SweepOutcome:
+def _reused(previous, key: str, start: float, engine: str) -> SweepOutcome:
     results = sweep_results(previous)
     winner = next(r for r in results if r.run_id == previous.data.tags[WINNER_TAG])
     return SweepOutcome(
-        previous.info.run_id, key, results, winner, time.perf_counter() - start, reused=True
+        previous.info.run_id,
+        key,
+        results,
+        winner,
+        time.perf_counter() - start,
+        reused=True,
+        engine=engine,
     )
 
 
@@ -266,14 +344,17 @@ def _result_of(run) -> FitResult:
         log_likelihood=m.get("log_likelihood"),
         adjusted_rand_index=m.get("adjusted_rand_index"),
         run_id=run.info.run_id,
+        engine=p.get("engine", SPARK),
+        silhouette_sq_euclidean=m.get("silhouette_sq_euclidean"),
     )
 
 
-def _log_sweep_params(params: SweepParams, customers: int) -> None:
+def _log_sweep_params(params: SweepParams, customers: int, engine: str) -> None:
     import mlflow
 
     mlflow.log_params(
         {
+            "engine": engine,
             "algorithms": ",".join(params.algorithms),
             "k_min": params.k_min,
             "k_max": params.k_max,
@@ -284,12 +365,13 @@ def _log_sweep_params(params: SweepParams, customers: int) -> None:
             "features": ",".join(feature_names(params.features)),
             "pca_components": params.features.pca_components,
             "customers": customers,
+            "silhouette_sample_size": min(customers, measures.SILHOUETTE_SAMPLE_SIZE),
         }
     )
 
 
-def training_inputs(lakehouse: Lakehouse, versions: dict[str, int]) -> list:
-    """MLflow dataset inputs naming each input table and its Delta version.
+def training_inputs(lakehouse: Lakehouse, commits: dict[str, DataCommit]) -> list:
+    """MLflow dataset inputs naming each input table and its data version.
 
     MLflow's own dataset profile counts rows by streaming the table through Python workers;
     the row count comes from the Delta log instead (each gold table is one overwrite commit).
@@ -300,16 +382,16 @@ def training_inputs(lakehouse: Lakehouse, versions: dict[str, int]) -> list:
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     inputs = []
-    for table, version in versions.items():
+    for table, commit in commits.items():
         dataset = mlflow.data.load_delta(
             table_name=lakehouse.three_level_name(table),
-            version=version,
-            name=f"{table}@v{version}",
+            version=commit.version,
+            name=f"{table}@v{commit.version}",
         )
         entity = Dataset(
             **DatasetBase.to_dict(dataset),
             schema=json.dumps({"mlflow_colspec": dataset.schema.to_dict()}),
-            profile=json.dumps({"num_rows": lakehouse.last_commit_rows(table)}),
+            profile=json.dumps({"num_rows": commit.rows}),
         )
         inputs.append(DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")]))
     return inputs
@@ -323,7 +405,7 @@ def _fit_and_measure(
     input_columns: list[str],
     truth_df: DataFrame | None,
 ):
-    """Fit one candidate and measure it: (model, result, cluster profile, seconds)."""
+    """Fit one candidate with Spark MLlib and measure it: (model, result, profile, seconds)."""
     start = time.perf_counter()
     model, clustered_df, result = fit_candidate(features_df, algorithm, k, params)
     if truth_df is not None:
@@ -350,6 +432,7 @@ def _log_candidate(
         mlflow.MlflowClient().log_inputs(child.info.run_id, datasets=inputs)
         mlflow.log_params(
             {
+                "engine": result.engine,
                 "algorithm": result.algorithm,
                 "k": result.k,
                 "seed": params.seed,
@@ -365,56 +448,63 @@ def _log_candidate(
             "fit_seconds": seconds,
             **{f"cluster_size_{i}": n for i, n in enumerate(result.cluster_sizes)},
         }
-        if result.wcss is not None:
-            metrics["wcss"] = result.wcss
-        if result.log_likelihood is not None:
-            metrics["log_likelihood"] = result.log_likelihood
-        if result.adjusted_rand_index is not None:
-            metrics["adjusted_rand_index"] = result.adjusted_rand_index
+        optional = {
+            "silhouette_sq_euclidean": result.silhouette_sq_euclidean,
+            "wcss": result.wcss,
+            "log_likelihood": result.log_likelihood,
+            "adjusted_rand_index": result.adjusted_rand_index,
+        }
+        metrics.update({name: value for name, value in optional.items() if value is not None})
         mlflow.log_metrics(metrics)
         mlflow.log_table(profile, artifact_file="cluster_profile.json")
     return replace(result, run_id=child.info.run_id)
 
 
-def _log_winner_model(
-    spark: SparkSession,
-    feature_model,
-    cluster_model,
-    winner: FitResult,
-    features_df: DataFrame,
-    input_columns: list[str],
-) -> str:
-    """Log the full model (feature stages + clusterer) on the winner's run with a signature;
-    the input example is the per-segment means, not any customer's row."""
-    import mlflow
-    import mlflow.spark
-    import pyspark
-    from mlflow.models import infer_signature
-    from pyspark.sql import functions as F
+def model_requirements() -> list[str]:
+    """What loading the logged model needs: numpy and pandas (the versions it was fitted
+    with); MLflow itself is there wherever the model is loaded."""
+    import numpy
+    import pandas
 
-    model = full_model(feature_model, cluster_model)
-    means = (
-        model.transform(features_df.drop(FEATURES_COL))
-        .groupBy("prediction")
-        .agg(*[F.avg(c).alias(c) for c in input_columns])
-        .orderBy("prediction")
-    )
+    return [f"numpy=={numpy.__version__}", f"pandas=={pandas.__version__}"]
+
+
+def _log_winner_model(model: SegmentModel, winner: FitResult, profile) -> str:
+    """Log the winner's SegmentModel as an MLflow pyfunc on its child run, with a signature;
+    the input example is the per-segment means, not any customer's row. The model's module
+    is pickled by value, so loading it needs numpy, pandas and MLflow, not this package."""
+    import cloudpickle
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    from retail_segmentation.ml import segment_model as model_module
+
+    columns = list(model.input_columns)
     # Doubles, so a caller may pass counts with gaps (MLflow cannot hold nulls in integers).
-    example_df = means.select(*[F.round(c, 2).alias(c) for c in input_columns])
-    example = example_df.toPandas()
-    predicted = model.transform(example_df).select("prediction").toPandas()
-    signature = infer_signature(example, predicted)
-    with mlflow.start_run(run_id=winner.run_id, nested=True):
-        # Naming the requirements spares MLflow from importing the model in a subprocess
-        # to infer them (about half a minute).
-        info = mlflow.spark.log_model(
-            model,
-            MODEL_ARTIFACT,
-            signature=signature,
-            input_example=example,
-            pip_requirements=[f"pyspark=={pyspark.__version__}"],
-        )
-        mlflow.set_tag("retail_seg.winner", "true")
+    example = (
+        profile[[f"mean_{c}" for c in columns]]
+        .set_axis(columns, axis=1)
+        .astype("float64")
+        .reset_index(drop=True)
+    )
+    signature = infer_signature(example, model.predict(None, example))
+    # MLflow 3 names the model's artifact path `name`, MLflow 2 `artifact_path`
+    path = "name" if "name" in inspect.signature(mlflow.pyfunc.log_model).parameters else None
+    cloudpickle.register_pickle_by_value(model_module)
+    try:
+        with mlflow.start_run(run_id=winner.run_id, nested=True):
+            info = mlflow.pyfunc.log_model(
+                **{path or "artifact_path": MODEL_ARTIFACT},
+                python_model=model,
+                signature=signature,
+                input_example=example,
+                # naming them spares MLflow from loading the model in a subprocess to infer them
+                pip_requirements=model_requirements(),
+            )
+            mlflow.set_tag("retail_seg.winner", "true")
+    finally:
+        cloudpickle.unregister_pickle_by_value(model_module)
     return info.model_uri
 
 
@@ -427,9 +517,11 @@ def _log_sweep_artifacts(results: list[FitResult], winner: FitResult) -> None:
 
     table = {
         "candidate": [r.name for r in results],
+        "engine": [r.engine for r in results],
         "algorithm": [r.algorithm for r in results],
         "k": [r.k for r in results],
         "silhouette": [round(r.silhouette, 4) for r in results],
+        "silhouette_sq_euclidean": [r.silhouette_sq_euclidean for r in results],
         "smallest_cluster_share": [round(r.smallest_cluster_share, 4) for r in results],
         "wcss": [r.wcss for r in results],
         "log_likelihood": [r.log_likelihood for r in results],

@@ -16,7 +16,6 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -27,6 +26,7 @@ from retail_segmentation.common.config import (
 )
 from retail_segmentation.common.errors import ConfigError
 from retail_segmentation.common.ledger import LedgerEntry, has_finished, record_ledger
+from retail_segmentation.common.materialize import Intermediates
 from retail_segmentation.common.spark import get_spark
 from retail_segmentation.common.tables import (
     GOLD_CUSTOMER_BEHAVIOR,
@@ -53,13 +53,14 @@ from retail_segmentation.ml.scoring import (
     ScoringRun,
     assign_segments,
     customer_segments,
+    predict_segments,
     profiles_with_personas,
     scoring_run_id,
     stamped_profiles,
 )
 from retail_segmentation.ml.sweep import (
     SweepConfig,
-    gold_versions,
+    gold_commits,
     gold_versions_tag,
     run_sweep,
 )
@@ -138,10 +139,17 @@ def parse_sweep_args(argv: list[str] | None = None) -> SweepConfig:
         "Rand index (default: none)",
     )
     parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "sklearn", "spark"),
+        help="what fits the candidates: scikit-learn on the driver, Spark MLlib, or auto "
+        "(scikit-learn on serverless and up to 500,000 customers; default: auto)",
+    )
+    parser.add_argument(
         "--parallelism",
         type=int,
         default=4,
-        help="candidates fitted at once; results do not depend on it (default: 4)",
+        help="Spark engine: candidates fitted at once; results do not depend on it (default: 4)",
     )
     parser.add_argument(
         "--git-commit", default="", help="commit to tag runs with (default: git rev-parse HEAD)"
@@ -165,6 +173,7 @@ def parse_sweep_args(argv: list[str] | None = None) -> SweepConfig:
         truth_path=args.truth_path or None,
         git_commit=args.git_commit,
         parallelism=args.parallelism,
+        engine=args.engine,
     )
 
 
@@ -184,7 +193,7 @@ def sweep_main(argv: list[str] | None = None) -> None:
     w = outcome.winner
     print(
         f"sweep: winner {w.name} (silhouette {w.silhouette:.4f}) of {len(outcome.results)} fits "
-        f"in {outcome.seconds:.1f}s; MLflow run {outcome.parent_run_id}"
+        f"with {outcome.engine} in {outcome.seconds:.1f}s; MLflow run {outcome.parent_run_id}"
     )
 
 
@@ -227,7 +236,7 @@ def score_customers(
 ) -> dict[str, int] | None:
     """Score every gold customer with the champion; None when this run is already recorded."""
     import mlflow
-    import mlflow.spark
+    import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
     mlflow_config.activate()
@@ -238,7 +247,8 @@ def score_customers(
         raise ConfigError(
             f"model {name} has no @{CHAMPION} alias: run the sweep and register tasks first"
         ) from None
-    versions = gold_versions(lakehouse)
+    commits = gold_commits(lakehouse)
+    versions = {table: commit.version for table, commit in commits.items()}
     run_id = scoring_run_id(
         name, champion.version, champion.run_id or "", gold_versions_tag(versions)
     )
@@ -246,36 +256,37 @@ def score_customers(
     if done and not force:
         return None
 
-    rfm_df = lakehouse.read(GOLD_CUSTOMER_RFM, version=versions[GOLD_CUSTOMER_RFM])
-    behavior_df = lakehouse.read(GOLD_CUSTOMER_BEHAVIOR, version=versions[GOLD_CUSTOMER_BEHAVIOR])
-    model = mlflow.spark.load_model(f"models:/{name}@{CHAMPION}")
-    clustered_df = model.transform(customer_features_input(rfm_df, behavior_df))
+    rfm_version = commits[GOLD_CUSTOMER_RFM].latest_version
+    rfm_df = lakehouse.read(GOLD_CUSTOMER_RFM, version=rfm_version)
+    behavior_df = lakehouse.read(
+        GOLD_CUSTOMER_BEHAVIOR, version=commits[GOLD_CUSTOMER_BEHAVIOR].latest_version
+    )
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    predicted_df = predict_segments(model, customer_features_input(rfm_df, behavior_df))
     run = ScoringRun(
         model_name=name,
         model_version=str(champion.version),
-        as_of_date=_gold_as_of(lakehouse, versions[GOLD_CUSTOMER_RFM]),
+        as_of_date=_gold_as_of(lakehouse, rfm_version),
         # timezone-aware: Spark converts it to the session zone instead of reading a naive
         # UTC time as local time
         scored_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
         run_id=run_id,
     )
-    assigned_df = assign_segments(clustered_df, rfm_df, behavior_df).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
-    try:
-        profiles_df = profiles_with_personas(assigned_df).cache()
+    with Intermediates(lakehouse, "score") as intermediates:
+        # read by the profiles and by the segments: the model runs once
+        assigned_df = intermediates.keep(
+            assign_segments(predicted_df, rfm_df, behavior_df), "assigned"
+        )
+        profiles_df = profiles_with_personas(assigned_df)  # one row per segment
         segments_df = customer_segments(assigned_df, profiles_df, run)
         lakehouse.overwrite(stamped_profiles(profiles_df, run), GOLD_SEGMENT_PROFILES)
         lakehouse.overwrite(segments_df, GOLD_CUSTOMER_SEGMENTS)
-        # History reads the table just written, not the model again: the same rows twice.
-        lakehouse.replace_where(
-            lakehouse.read(GOLD_CUSTOMER_SEGMENTS), GOLD_SEGMENT_HISTORY, "scoring_run_id", run_id
-        )
-        profiles_df.unpersist()
-    finally:
-        assigned_df.unpersist()
+    # History reads the table just written, not the model again: the same rows twice.
+    lakehouse.replace_where(
+        lakehouse.read(GOLD_CUSTOMER_SEGMENTS), GOLD_SEGMENT_HISTORY, "scoring_run_id", run_id
+    )
     rows = {t: lakehouse.last_commit_rows(t) for t in SCORE_TABLES}
-    customers = lakehouse.last_commit_rows(GOLD_CUSTOMER_RFM)
+    customers = commits[GOLD_CUSTOMER_RFM].rows
     record_ledger(
         lakehouse,
         [
@@ -324,32 +335,31 @@ def build_recommendations(
             raise ConfigError(
                 f"table {lakehouse.name(table)} does not exist: run the pipeline first"
             )
-    silver_version = lakehouse.version(SILVER_TRANSACTIONS)
-    products_version = lakehouse.version(SILVER_PRODUCTS)
-    rfm_version = lakehouse.version(GOLD_CUSTOMER_RFM)
-    run_id = f"recommend:silver_v{silver_version}:rfm_v{rfm_version}:als_{_digest(asdict(params))}"
+    silver = lakehouse.data_commit(SILVER_TRANSACTIONS)
+    products = lakehouse.data_commit(SILVER_PRODUCTS)
+    rfm = lakehouse.data_commit(GOLD_CUSTOMER_RFM)
+    run_id = f"recommend:silver_v{silver.version}:rfm_v{rfm.version}:als_{_digest(asdict(params))}"
     if (
         not force
         and lakehouse.exists(GOLD_PRODUCT_RECOMMENDATIONS)
         and has_finished(lakehouse, run_id)
     ):
         return None
-    as_of = _gold_as_of(lakehouse, rfm_version)
-    silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver_version)
-    purchases_df = purchase_matrix(silver_df, as_of).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
+    as_of = _gold_as_of(lakehouse, rfm.latest_version)
+    silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver.latest_version)
+    with Intermediates(lakehouse, "recommend") as intermediates:
+        purchases_df = intermediates.keep(purchase_matrix(silver_df, as_of), "purchases")
         recommendations_df = recommend_products(
             purchases_df,
-            lakehouse.read(GOLD_CUSTOMER_RFM, version=rfm_version),
-            lakehouse.read(SILVER_PRODUCTS, version=products_version),
+            lakehouse.read(GOLD_CUSTOMER_RFM, version=rfm.latest_version),
+            lakehouse.read(SILVER_PRODUCTS, version=products.latest_version),
             params,
+            keep=intermediates.keep,
         )
         lakehouse.overwrite(
             recommendations_df.select("*", F.lit(as_of).cast("date").alias("as_of_date")),
             GOLD_PRODUCT_RECOMMENDATIONS,
         )
-    finally:
-        purchases_df.unpersist()
     rows = lakehouse.last_commit_rows(GOLD_PRODUCT_RECOMMENDATIONS)
     record_ledger(
         lakehouse,
@@ -359,9 +369,9 @@ def build_recommendations(
                 "ml",
                 1,
                 GOLD_PRODUCT_RECOMMENDATIONS,
-                rows_in=lakehouse.last_commit_rows(GOLD_CUSTOMER_RFM),
+                rows_in=rfm.rows,
                 rows_out=rows,
-                detail={"als": asdict(params), "silver_version": silver_version},
+                detail={"als": asdict(params), "silver_version": silver.version},
             )
         ],
     )
@@ -421,24 +431,24 @@ def build_offers(
                 "first"
             )
     offers = load_offer_catalogue(catalogue_path)
-    segments_version = lakehouse.version(GOLD_CUSTOMER_SEGMENTS)
-    recommendations_version = lakehouse.version(GOLD_PRODUCT_RECOMMENDATIONS)
+    segments = lakehouse.data_commit(GOLD_CUSTOMER_SEGMENTS)
+    recommendations = lakehouse.data_commit(GOLD_PRODUCT_RECOMMENDATIONS)
     run_id = (
-        f"offers:segments_v{segments_version}:recommendations_v{recommendations_version}:"
+        f"offers:segments_v{segments.version}:recommendations_v{recommendations.version}:"
         f"catalogue_{_digest([asdict(o) for o in offers])}"
     )
     if not force and lakehouse.exists(GOLD_SEGMENTED_OFFERS) and has_finished(lakehouse, run_id):
         return OffersResult(None, run_id)
-    segments_df = lakehouse.read(GOLD_CUSTOMER_SEGMENTS, version=segments_version)
+    segments_df = lakehouse.read(GOLD_CUSTOMER_SEGMENTS, version=segments.latest_version)
     offers_df = segmented_offers(
         segments_df,
         offer_catalogue_df(lakehouse.spark, offers),
-        lakehouse.read(GOLD_PRODUCT_RECOMMENDATIONS, version=recommendations_version),
+        lakehouse.read(GOLD_PRODUCT_RECOMMENDATIONS, version=recommendations.latest_version),
     )
     stamps = segments_df.select("customer_id", "model_name", "model_version", "as_of_date")
     lakehouse.overwrite(offers_df.join(stamps, "customer_id"), GOLD_SEGMENTED_OFFERS)
     rows = lakehouse.last_commit_rows(GOLD_SEGMENTED_OFFERS)
-    customers = lakehouse.last_commit_rows(GOLD_CUSTOMER_SEGMENTS)
+    customers = segments.rows
     record_ledger(
         lakehouse,
         [LedgerEntry(run_id, "gold", 1, GOLD_SEGMENTED_OFFERS, rows_in=customers, rows_out=rows)],

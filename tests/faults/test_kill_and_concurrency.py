@@ -181,7 +181,8 @@ def _sweep_started(store: Path) -> Callable[[], bool]:
 
 def _score(spark, lakehouse: Lakehouse):
     store = MlflowConfig.for_tables(lakehouse.config)
-    run_sweep(spark, lakehouse, SweepConfig(lakehouse.config, store, SWEEP))
+    # the Spark engine: its fits last long enough to be killed in the middle
+    run_sweep(spark, lakehouse, SweepConfig(lakehouse.config, store, SWEEP, engine="spark"))
     register_winner(spark, lakehouse, RegisterConfig(lakehouse.config, store))
     ml.score_customers(spark, lakehouse, store)
     return store
@@ -199,7 +200,7 @@ def test_the_sweep_killed_during_its_fits_then_rerun_gives_the_same_segments(
     store_a = _score(spark, uninterrupted)
 
     log = tmp_path / "sweep.log"
-    argv = [*_task_args(killed), "--k-range", "2..3"]
+    argv = [*_task_args(killed), "--k-range", "2..3", "--engine", "spark"]
     process = _start("retail_segmentation.ml.tasks:sweep_main", argv, log)
     # the fits of k 2..3 take tens of seconds in a process of their own: 5 s in, they are running
     _kill_when(process, _sweep_started(tmp_path / "b" / "mlflow" / "mlflow.db"), log, after=5)

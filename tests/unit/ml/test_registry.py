@@ -58,29 +58,38 @@ def gold_lakehouse(spark, lakehouse):
     mlflow.set_tracking_uri(None)
 
 
-def _sweep(spark, lakehouse, store, algorithm, k):
+def _sweep(spark, lakehouse, store, algorithm, k, engine="auto"):
     params = SweepParams(algorithms=(algorithm,), k_min=k, k_max=k, max_iter=20)
-    return run_sweep(spark, lakehouse, SweepConfig(lakehouse.config, store, params, parallelism=1))
+    config = SweepConfig(lakehouse.config, store, params, parallelism=1, engine=engine)
+    return run_sweep(spark, lakehouse, config)
 
 
-def test_champion_moves_to_a_better_winner_and_a_worse_one_is_challenger(spark, gold_lakehouse):
+# The three sweeps alternate engines: the champion of one engine is measured against the
+# winner of the other on the same data, in its own feature space.
+@pytest.mark.parametrize(
+    "engines", [("sklearn", "spark", "sklearn"), ("spark", "sklearn", "spark")]
+)
+def test_champion_moves_to_a_better_winner_and_a_worse_one_is_challenger(
+    spark, gold_lakehouse, engines
+):
     lakehouse = gold_lakehouse
     store = MlflowConfig.for_tables(lakehouse.config)
     config = RegisterConfig(lakehouse.config, store)
     client = mlflow.MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
 
-    weak = _sweep(spark, lakehouse, store, "gmm", 2)
+    weak = _sweep(spark, lakehouse, store, "gmm", 2, engines[0])
+    assert weak.engine == engines[0]
     first = register_winner(spark, lakehouse, config)
     assert (first.version, first.alias, first.champion_version) == ("1", "champion", None)
 
-    strong = _sweep(spark, lakehouse, store, "kmeans", 3)
+    strong = _sweep(spark, lakehouse, store, "kmeans", 3, engines[1])
     assert strong.winner.silhouette > weak.winner.silhouette
     second = register_winner(spark, lakehouse, config)
     assert (second.version, second.alias, second.champion_version) == ("2", "champion", "1")
     # the old champion was measured again on today's data, in its own feature space
     assert second.champion_silhouette == pytest.approx(weak.winner.silhouette, abs=1e-6)
 
-    _sweep(spark, lakehouse, store, "kmeans", 2)
+    _sweep(spark, lakehouse, store, "kmeans", 2, engines[2])
     third = register_winner(spark, lakehouse, config)
     assert (third.version, third.alias, third.champion_version) == ("3", "challenger", "2")
     assert third.champion_silhouette == pytest.approx(strong.winner.silhouette, abs=1e-6)
@@ -100,3 +109,25 @@ def test_register_without_a_sweep_names_the_missing_step(spark, gold_lakehouse):
     store = MlflowConfig.for_tables(gold_lakehouse.config)
     with pytest.raises(ConfigError, match=r"no finished sweep on gold_customer_rfm@v0"):
         register_winner(spark, gold_lakehouse, RegisterConfig(gold_lakehouse.config, store))
+
+
+def test_a_version_is_looked_up_with_one_filter_condition(spark, gold_lakehouse, monkeypatch):
+    """Unity Catalog's registry refuses `name = ... AND run_id = ...`: register asks by name
+    only, and finds the winner's version among the answers."""
+    store = MlflowConfig.for_tables(gold_lakehouse.config)
+    config = RegisterConfig(gold_lakehouse.config, store)
+    _sweep(spark, gold_lakehouse, store, "kmeans", 3)
+    filters = []
+    original = mlflow.MlflowClient.search_model_versions
+
+    def one_condition(self, filter_string=None, *args, **kwargs):
+        filters.append(filter_string)
+        if " and " in (filter_string or "").lower():
+            raise mlflow.exceptions.MlflowException("only one filter condition is supported")
+        return original(self, filter_string, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "search_model_versions", one_condition)
+    first = register_winner(spark, gold_lakehouse, config)
+    again = register_winner(spark, gold_lakehouse, config)
+    assert (first.version, again.version, again.alias) == ("1", "1", "champion")
+    assert filters == [f"name = '{store.model_name}'"] * 2

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
 import pytest
 from chispa import assert_df_equality
-from pyspark.ml.linalg import Vectors, VectorUDT
-from pyspark.sql import types as T
 
-from retail_segmentation.ml import scoring
+from retail_segmentation.ml import scoring, segment_model
 from retail_segmentation.ml.scoring import ScoringRun
+from retail_segmentation.ml.segment_model import FeatureTransform, SegmentModel
+from retail_segmentation.ml.sweep import model_requirements
 
 RFM_DDL = (
     "customer_id string, recency_days int, frequency long, monetary double, tenure_days int, "
@@ -75,10 +79,10 @@ def test_scoring_run_id_names_model_version_run_and_data():
 
 
 def test_assign_segments_without_probabilities(spark, rfm_df, behavior_df):
-    # What a KMeans pipeline's transform gives: its inputs and the prediction.
-    clustered_df = spark.createDataFrame(
-        [("a", 12, 0), ("b", 1, 1), ("c", 2, 1), ("y", 5, 0)],  # y: no RFM row, dropped
-        "customer_id string, frequency long, prediction int",
+    # What a KMeans model predicts: a segment, no probability.
+    predicted_df = spark.createDataFrame(
+        [("a", 0, None), ("b", 1, None), ("c", 1, None), ("y", 0, None)],  # y: no RFM row
+        scoring.PREDICTIONS_DDL,
     )
     expected_df = spark.createDataFrame(
         [
@@ -88,24 +92,13 @@ def test_assign_segments_without_probabilities(spark, rfm_df, behavior_df):
         ],
         ASSIGNED_DDL,
     )
-    actual_df = scoring.assign_segments(clustered_df, rfm_df, behavior_df)
+    actual_df = scoring.assign_segments(predicted_df, rfm_df, behavior_df)
     assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_assign_segments_keeps_the_gmm_membership_probability(spark, rfm_df, behavior_df):
-    clustered_df = spark.createDataFrame(
-        [
-            ("a", Vectors.dense(0.9, 0.1), 0),
-            ("b", Vectors.dense(0.000012, 0.999988), 1),  # rounded to 4 decimals
-            ("c", Vectors.dense(0.5, 0.5), 1),  # a tie: the probability is still 0.5
-        ],
-        T.StructType(
-            [
-                T.StructField("customer_id", T.StringType()),
-                T.StructField("probability", VectorUDT()),
-                T.StructField("prediction", T.IntegerType()),
-            ]
-        ),
+    predicted_df = spark.createDataFrame(
+        [("a", 0, 0.9), ("b", 1, 1.0), ("c", 1, 0.5)], scoring.PREDICTIONS_DDL
     )
     expected_df = spark.createDataFrame(
         [
@@ -115,7 +108,7 @@ def test_assign_segments_keeps_the_gmm_membership_probability(spark, rfm_df, beh
         ],
         ASSIGNED_DDL,
     )
-    actual_df = scoring.assign_segments(clustered_df, rfm_df, behavior_df)
+    actual_df = scoring.assign_segments(predicted_df, rfm_df, behavior_df)
     assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -163,3 +156,90 @@ def test_stamped_profiles_keep_every_column_and_add_the_model(spark):
     )
     actual_df = scoring.stamped_profiles(profiles_df, RUN)
     assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
+
+
+# --- the registered pyfunc scoring in Spark ---------------------------------------------
+
+GOLD_DDL = "customer_id string, recency_days int, frequency long, monetary double"
+GOLD_ROWS = [
+    ("a", 3, 12, 2400.5),
+    ("b", 200, 1, -15.0),  # net returns: enters as ln(1 + 0)
+    ("c", 40, None, 80.0),  # an unknown frequency enters as 0
+    ("d", 5, 10, 2000.0),
+    ("e", 190, 2, 30.0),
+]
+
+
+def _pyfunc(tmp_path, model: SegmentModel):
+    """`model` logged and loaded back the way the sweep logs it (pickled by value)."""
+    import cloudpickle
+    from mlflow.models import infer_signature
+
+    example = pd.DataFrame([[10.0, 3.0, 500.0]], columns=list(model.input_columns))
+    cloudpickle.register_pickle_by_value(segment_model)
+    try:
+        path = tmp_path / "model"
+        mlflow.pyfunc.save_model(
+            str(path),
+            python_model=model,
+            signature=infer_signature(example, model.predict(None, example)),
+            pip_requirements=model_requirements(),
+        )
+    finally:
+        cloudpickle.unregister_pickle_by_value(segment_model)
+    return mlflow.pyfunc.load_model(str(path))
+
+
+def _features() -> FeatureTransform:
+    return FeatureTransform(
+        ("recency_days", "frequency", "monetary"),
+        (False, True, True),
+        mean=np.array([100.0, 1.5, 5.0]),
+        std=np.array([100.0, 1.0, 2.5]),
+    )
+
+
+def test_a_kmeans_pyfunc_scores_the_gold_table_in_spark_in_any_partitioning(spark, tmp_path):
+    model = SegmentModel(
+        _features(), "kmeans", "sklearn", centers=np.array([[-0.8, 0.9, 1.0], [0.9, -1.0, -1.2]])
+    )
+    pyfunc = _pyfunc(tmp_path, model)
+    gold_df = spark.createDataFrame(GOLD_ROWS, GOLD_DDL)
+    expected_df = spark.createDataFrame(
+        [("a", 0, None), ("b", 1, None), ("c", 1, None), ("d", 0, None), ("e", 1, None)],
+        scoring.PREDICTIONS_DDL,
+    )
+    for partitions in (1, 3):
+        actual_df = scoring.predict_segments(pyfunc, gold_df.repartition(partitions))
+        assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_gmm_pyfunc_gives_segment_and_rounded_probability(spark, tmp_path):
+    model = SegmentModel(
+        _features(),
+        "gmm",
+        "spark",
+        weights=np.array([0.5, 0.5]),
+        means=np.array([[-0.8, 0.9, 1.0], [0.9, -1.0, -1.2]]),
+        covariances=np.array([np.eye(3), np.eye(3)]),
+    )
+    pyfunc = _pyfunc(tmp_path, model)
+    gold_df = spark.createDataFrame(GOLD_ROWS, GOLD_DDL)
+    # what the model says in pandas is what Spark writes, batch by batch
+    expected = model.predict(None, gold_df.toPandas())
+    assert expected["membership_probability"].between(0.5, 1.0).all()
+    expected_df = spark.createDataFrame(
+        [
+            (c, int(s), float(p))
+            for c, s, p in zip(
+                [r[0] for r in GOLD_ROWS],
+                expected["segment_id"],
+                expected["membership_probability"],
+                strict=True,
+            )
+        ],
+        scoring.PREDICTIONS_DDL,
+    )
+    actual_df = scoring.predict_segments(pyfunc, gold_df.repartition(2))
+    assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
+    assert expected["segment_id"].tolist() == [0, 1, 1, 0, 1]

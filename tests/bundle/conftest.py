@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workspace_standin import TOKEN, Request, WorkspaceStandIn
+from workspace_standin import TOKEN, WAREHOUSE_ID, Request, WorkspaceStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 PINNED_CLI_VERSION = (ROOT / ".ci" / "databricks-cli.version").read_text().strip()
@@ -159,6 +159,8 @@ def cli_env(tmp_path_factory) -> dict[str, str]:
         DATABRICKS_CONFIG_FILE=str(config),
         DATABRICKS_TOKEN=TOKEN,
         DATABRICKS_CACHE_ENABLED="false",
+        # the one variable without a default: every deploy names its SQL warehouse
+        BUNDLE_VAR_warehouse_id=WAREHOUSE_ID,
     )
     return env
 
@@ -168,7 +170,7 @@ def run_cli(databricks_cli, bundle_copy, cli_env) -> Callable[..., CliRun]:
     """Runs `databricks <args>` in the bundle copy against a fresh stand-in workspace.
 
     Each command is run once per session: later calls with the same arguments get the
-    first run back.
+    first run back. `env` adds variables (a value of None leaves one out).
     """
     runs: dict[tuple, CliRun] = {}
 
@@ -179,7 +181,15 @@ def run_cli(databricks_cli, bundle_copy, cli_env) -> Callable[..., CliRun]:
                 done = subprocess.run(
                     [str(databricks_cli), *args],
                     cwd=bundle_copy.root,
-                    env={**cli_env, "DATABRICKS_HOST": workspace.host, **(env or {})},
+                    env={
+                        k: v
+                        for k, v in {
+                            **cli_env,
+                            "DATABRICKS_HOST": workspace.host,
+                            **(env or {}),
+                        }.items()
+                        if v is not None  # None: leave the variable out
+                    },
                     capture_output=True,
                     text=True,
                     timeout=600,

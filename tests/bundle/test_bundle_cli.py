@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from bundle_config import declared, resources, targets
-from workspace_standin import TOKEN, WorkspaceStandIn
+from workspace_standin import TOKEN, WAREHOUSE_ID
 
 DIRECT_ENGINE = {"DATABRICKS_BUNDLE_ENGINE": "direct"}
 _REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.\[\]-]+)\}")
@@ -166,23 +166,29 @@ def _development(target: str) -> bool:
 # ---------------------------------------------------------------- bundle validate
 
 
+def test_without_a_warehouse_id_validate_names_the_variable_and_how_to_set_it(run_cli, cli_env):
+    run = run_cli("bundle", "validate", "-t", "dev", env={"BUNDLE_VAR_warehouse_id": None})
+    assert run.returncode != 0
+    assert "no value assigned to required variable warehouse_id" in run.stderr + run.stdout
+    assert "--var" in run.stderr + run.stdout
+
+
 def test_validate_reports_no_warning(run_cli, target):
     run = run_cli("bundle", "validate", "-t", target, "-o", "json")
     assert run.output
     assert "Warning:" not in run.stderr and "Error:" not in run.stderr, run.stderr
 
 
-def test_variables_resolve_to_the_target_values(validated, target):
-    warehouse_ids = {name: wid for wid, name in WorkspaceStandIn().warehouses.items()}
+def test_variables_resolve_to_the_target_values(validated, target, cli_env):
     lookup = _validate_lookup(validated)
     for name, spec in declared(target)["variables"].items():
         value = validated["variables"][name].get("value")
-        if "lookup" in spec:
-            # the stand-in lists one warehouse, "Serverless Starter Warehouse"
-            assert "warehouse" in spec["lookup"], f"no stand-in for lookup {spec['lookup']}"
-            assert value == warehouse_ids.get(spec["lookup"]["warehouse"]), name
-        else:
+        assert "lookup" not in spec, f"{name}: a lookup fails validate where the name differs"
+        if "default" in spec:
             assert value == resolve(spec.get("default"), lookup), name
+        else:  # required: the tests give it as BUNDLE_VAR_<name>, as a user would
+            assert value == cli_env[f"BUNDLE_VAR_{name}"], name
+    assert validated["variables"]["warehouse_id"]["value"] == WAREHOUSE_ID
     # resources.* references are left for deploy time
     unresolved = [
         f"{path}: {text}"
@@ -287,10 +293,18 @@ def test_plan_creates_every_declared_resource(planned, target):
     assert {entry["action"] for entry in planned.values()} == {"create"}
 
 
-def test_plan_installs_the_wheel_the_artifact_build_made(planned, validated, bundle_copy):
+def test_plan_installs_the_wheel_the_artifact_build_made(planned, validated, bundle_copy, target):
     wheels = sorted((bundle_copy.root / "dist").glob("*.whl"))
     assert len(wheels) == 1, wheels
-    uploaded = f"{validated['workspace']['artifact_path']}/.internal/{wheels[0].name}"
+    # dynamic_version: the CLI gives each deploy's wheel its own version (<version>+<digits>),
+    # so serverless installs the new code rather than a cached environment's
+    patched = sorted(
+        (bundle_copy.root / ".databricks" / "bundle" / target / "patched_wheels").glob("*/*.whl")
+    )
+    assert len(patched) == 1, patched
+    built_version = wheels[0].name.split("-")[1]
+    assert re.fullmatch(rf"{re.escape(built_version)}\+\d+", patched[0].name.split("-")[1])
+    uploaded = f"{validated['workspace']['artifact_path']}/.internal/{patched[0].name}"
     jobs = _planned_jobs(planned)
     referenced = {
         text for job in jobs.values() for _, text in _strings(job) if text.endswith(".whl")
@@ -298,7 +312,7 @@ def test_plan_installs_the_wheel_the_artifact_build_made(planned, validated, bun
     assert referenced == {uploaded}
 
     # it is the package every python_wheel_task runs, with the task's entry point
-    with zipfile.ZipFile(wheels[0]) as wheel:
+    with zipfile.ZipFile(patched[0]) as wheel:
         name = next(n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt"))
         entry_points = configparser.ConfigParser(delimiters=("=",))
         entry_points.optionxform = str  # keep the names' case

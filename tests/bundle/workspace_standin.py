@@ -23,6 +23,7 @@ USER_NAME = "dev@example.com"
 TOKEN = "dummy"  # any token works; the tests check the CLI sends the one it was given
 WORKSPACE_ID = "1234567890123456"
 STARTER_WAREHOUSE = "Serverless Starter Warehouse"
+WAREHOUSE_ID = "d1b2e3f4a5c6e7f8"  # the id of that warehouse
 
 # GET /api/2.0/preview/scim/v2/Me
 _USER = {
@@ -93,9 +94,7 @@ class WorkspaceStandIn:
     """
 
     # id -> name of the SQL warehouses the workspace lists
-    warehouses: dict[str, str] = field(
-        default_factory=lambda: {"d1b2e3f4a5c6e7f8": STARTER_WAREHOUSE}
-    )
+    warehouses: dict[str, str] = field(default_factory=lambda: {WAREHOUSE_ID: STARTER_WAREHOUSE})
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from retail_segmentation import runner
 from retail_segmentation.common.config import TableConfig
-from retail_segmentation.common.spark import get_spark
+from retail_segmentation.common.materialize import choose_strategy
+from retail_segmentation.common.spark import compute_kind, get_spark
 from retail_segmentation.common.tables import (
     BRONZE_TRANSACTIONS,
     GOLD_CUSTOMER_RFM,
@@ -153,10 +154,12 @@ def run_benchmark(
     files: int = 4,
     work_dir: str | None = None,
     k_range: str = "2..8",
+    sweep_engine: str = "auto",
     echo=print,
-) -> list[TaskFigures]:
+) -> tuple[list[TaskFigures], dict[str, str]]:
     """Generate `rows` lines into a scratch folder, then run the job graph of
-    resources/*.job.yml on them, measuring every task."""
+    resources/*.job.yml on them, measuring every task; returns the figures and the set-up
+    they were measured with (compute kind, materialisation, sweep engine)."""
     root = Path(work_dir or tempfile.mkdtemp(prefix="retail-seg-bench-")).absolute()
     for stale in ("tables", "mlflow", "data", "spark-warehouse"):
         shutil.rmtree(root / stale, ignore_errors=True)
@@ -165,6 +168,12 @@ def run_benchmark(
         spark = get_spark(warehouse_dir=str(root / "spark-warehouse"))
         tables = TableConfig(schema=BENCH_SCHEMA, lakehouse_dir=str(root))
         lakehouse = Lakehouse.attach(spark, tables)
+        setup = {
+            "compute": compute_kind(spark).value,
+            "materialize": choose_strategy(spark).value,
+            "sweep_engine": sweep_engine,
+        }
+        echo(", ".join(f"{k}: {v}" for k, v in setup.items()))
 
         echo(f"[generate] {rows:,} lines into {root / 'data'} ...")
         start = time.perf_counter()
@@ -187,6 +196,7 @@ def run_benchmark(
             encoding="UTF-8",
             column_mapping="",
             experiment_name="retail_segmentation",
+            sweep_engine=sweep_engine,
         )
         graph = runner.load_job(bundle / "resources")
         parameters = {**graph.parameters, "as_of_date": "", "k_range": k_range}
@@ -221,7 +231,7 @@ def run_benchmark(
             else ""
         )
         if key == "sweep":
-            rows_out, note = fits, f"{fits} fits (MLflow runs)"
+            rows_out, note = fits, f"{fits} fits (MLflow runs), {_sweep_engine(root)}"
         elif key == "register":
             rows_in, rows_out, note = fits, 1, "1 model version"
         peaks = task_peaks.get(key, {})
@@ -230,7 +240,20 @@ def run_benchmark(
                 key, run.seconds, rows_in, rows_out, peaks.get("python"), peaks.get("jvm"), note
             )
         )
-    return figures
+    return figures, setup
+
+
+def _sweep_engine(root: Path) -> str:
+    """The engine the benchmark's sweep ran on, from its MLflow parent run."""
+    import mlflow
+
+    from retail_segmentation.ml.tracking import MlflowConfig
+
+    store = MlflowConfig.for_tables(TableConfig(schema=BENCH_SCHEMA, lakehouse_dir=str(root)))
+    client = mlflow.MlflowClient(store.tracking_uri, store.registry_uri)
+    experiment = client.get_experiment_by_name(store.experiment_name)
+    runs = client.search_runs([experiment.experiment_id], "tags.`retail_seg.role` = 'sweep'")
+    return f"engine {runs[0].data.params.get('engine', '?')}" if runs else "engine ?"
 
 
 def _mib(value: float | None) -> str:
@@ -238,12 +261,16 @@ def _mib(value: float | None) -> str:
 
 
 def report(
-    figures: list[TaskFigures], json_path: str | None = None, rows: int | None = None
+    figures: list[TaskFigures],
+    json_path: str | None = None,
+    rows: int | None = None,
+    setup: dict[str, str] | None = None,
 ) -> str:
     """A printable table; also written as JSON when `json_path` is given."""
-    lines = [
+    lines = [", ".join(f"{k}: {v}" for k, v in setup.items())] if setup else []
+    lines += [
         f"{'task':<10} {'seconds':>9} {'rows in':>12} {'rows out':>12} {'rows/s':>10} "
-        f"{'python MiB':>10} {'JVM MiB':>8}  note"
+        f"{'python MiB':>10} {'JVM MiB':>8}  note",
     ]
     for f in figures:
         lines.append(
@@ -256,6 +283,7 @@ def report(
     if json_path:
         payload = {
             "rows": rows,
+            **(setup or {}),
             "total_seconds": round(total, 1),
             "machine": {
                 "cores": os.cpu_count(),

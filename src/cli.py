@@ -44,6 +44,9 @@ def _configure_logging(verbose: bool) -> None:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", module=r"mlflow\..*")
+        # the Spark Connect client repeats, as a Python warning, a plan note the classic
+        # session keeps in its log (a window over a few profile rows)
+        warnings.filterwarnings("ignore", message=r"WARN WindowExpression")
     # PySpark logs a failed query's context itself; the CLI reports it in one sentence.
     for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
         logging.getLogger(name).setLevel(logging.ERROR if verbose else logging.CRITICAL)
@@ -96,6 +99,7 @@ def _run_locked(args: argparse.Namespace) -> int:
         encoding=args.encoding,
         column_mapping=args.column_mapping,
         experiment_name=args.experiment_name,
+        sweep_engine=args.sweep_engine,
     )
     graph = runner.load_job(root / "resources")
     parameters = {**graph.parameters, "as_of_date": args.as_of_date, "k_range": args.k_range}
@@ -248,11 +252,15 @@ def _sql(args: argparse.Namespace) -> int:
 def _benchmark(args: argparse.Namespace) -> int:
     if args.driver_memory:  # read when the local session starts
         os.environ["RETAIL_SEG_DRIVER_MEMORY"] = args.driver_memory
+    if args.materialize:  # read by every task's Intermediates
+        os.environ["RETAIL_SEG_MATERIALIZE"] = args.materialize
     from retail_segmentation.benchmark import report, run_benchmark
 
-    figures = run_benchmark(args.rows, args.seed, args.files, args.work_dir, args.k_range)
+    figures, setup = run_benchmark(
+        args.rows, args.seed, args.files, args.work_dir, args.k_range, args.sweep_engine
+    )
     print()
-    print(report(figures, args.json, args.rows))
+    print(report(figures, args.json, args.rows, setup))
     if args.json:
         print(f"figures written to {args.json}")
     return 0
@@ -447,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="LOW..HIGH numbers of segments the sweep tries (default: 2..8)",
     )
     _add_experiment_argument(run, "MLflow experiment in the local store")
+    _add_engine_argument(run)
     run.add_argument(
         "--from-task",
         help="start again from this task of the job, e.g. sweep (default: the first, bronze)",
@@ -545,6 +554,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="JVM heap of the local Spark driver, e.g. 8g (default: RETAIL_SEG_DRIVER_MEMORY "
         "or 4g)",
     )
+    _add_engine_argument(bench)
+    bench.add_argument(
+        "--materialize",
+        choices=("auto", "persist", "delta", "recompute"),
+        help="how tasks keep intermediates (RETAIL_SEG_MATERIALIZE; default: auto = persist on "
+        "a classic session, a scratch Delta table under Spark Connect)",
+    )
     bench.add_argument(
         "--work-dir", help="scratch folder, emptied first (default: a new temp folder)"
     )
@@ -553,6 +569,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_deploy_parsers(sub, common)
     return parser
+
+
+def _add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sweep-engine",
+        default="auto",
+        choices=("auto", "sklearn", "spark"),
+        help="what fits the sweep: scikit-learn on the driver, Spark MLlib, or auto "
+        "(scikit-learn up to 500,000 customers and under Spark Connect; default: auto)",
+    )
 
 
 def _first_line(exc: BaseException) -> str:

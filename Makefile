@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint format clean databricks-cli screenshots benchmark
+.PHONY: install run test lint format clean databricks-cli screenshots benchmark compat
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ databricks-cli:
 # docs/images/*.png: the report and the MLflow UI in headless Chromium, after `make run`
 screenshots: install
 	$(BIN)/python docs/screenshots.py
+
+# the package on the Python packages DBR 17.3 LTS ML and serverless environment 4 ship
+# (.venv-<runtime>/, Python 3.12): nothing upgraded, ML, session and Spark Connect tests pass
+compat:
+	.ci/runtime-compat dbr-17.3-ml
+	.ci/runtime-compat serverless-env-4
 
 # every task timed on generated data (BENCHMARKS.md), e.g. ARGS="--rows 10000000 --json out.json"
 benchmark: install

@@ -195,7 +195,8 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
     client = mlflow.MlflowClient()
     commits = gold_commits(lakehouse)
     versions = {table: commit.version for table, commit in commits.items()}
-    customers = commits[GOLD_CUSTOMER_RFM].rows  # one overwrite commit, one row per customer
+    rfm_df = lakehouse.read(GOLD_CUSTOMER_RFM, version=commits[GOLD_CUSTOMER_RFM].latest_version)
+    customers = rfm_df.count()  # one row per customer; Delta answers it from its log
     engine = choose_engine(config.engine, compute_kind(spark), customers)
     key = sweep_key(versions, params, engine)
     previous = latest_finished_sweep(experiment_id, SWEEP_KEY_TAG, key)
@@ -209,7 +210,7 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
         )
 
     input_df = customer_features_input(
-        lakehouse.read(GOLD_CUSTOMER_RFM, version=commits[GOLD_CUSTOMER_RFM].latest_version),
+        rfm_df,
         lakehouse.read(
             GOLD_CUSTOMER_BEHAVIOR, version=commits[GOLD_CUSTOMER_BEHAVIOR].latest_version
         ),

@@ -75,10 +75,11 @@ def test_champion_moves_to_a_better_winner_and_a_worse_one_is_challenger(
     lakehouse = gold_lakehouse
     store = MlflowConfig.for_tables(lakehouse.config)
     config = RegisterConfig(lakehouse.config, store)
-    client = mlflow.MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
 
     weak = _sweep(spark, lakehouse, store, "gmm", 2, engines[0])
     assert weak.engine == engines[0]
+    # after the sweep made the store (MLflow 2 opens it when the client is made)
+    client = mlflow.MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
     first = register_winner(spark, lakehouse, config)
     assert (first.version, first.alias, first.champion_version) == ("1", "champion", None)
 

@@ -243,3 +243,32 @@ def test_a_gmm_pyfunc_gives_segment_and_rounded_probability(spark, tmp_path):
     actual_df = scoring.predict_segments(pyfunc, gold_df.repartition(2))
     assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
     assert expected["segment_id"].tolist() == [0, 1, 1, 0, 1]
+
+
+def test_the_logged_model_loads_and_predicts_without_this_package(tmp_path):
+    """The model is pickled by value: a consumer needs MLflow, numpy and pandas, not the
+    retail_segmentation wheel (here its import is blocked in a fresh interpreter)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    model = SegmentModel(
+        _features(), "kmeans", "sklearn", centers=np.array([[-0.8, 0.9, 1.0], [0.9, -1.0, -1.2]])
+    )
+    _pyfunc(tmp_path, model)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["retail_segmentation"] = None  # any import of the package fails
+        import mlflow.pyfunc, pandas as pd
+        model = mlflow.pyfunc.load_model({str(tmp_path / "model")!r})
+        rows = pd.DataFrame({{"recency_days": [3.0, 200.0], "frequency": [12.0, 1.0],
+                              "monetary": [2400.5, -15.0]}})
+        print(model.predict(rows)["segment_id"].tolist())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[0, 1]"

@@ -274,6 +274,8 @@ def local_spark(
 
 # The local Spark Connect server of this process (its classic session) and the client session.
 _LOCAL_CONNECT_SERVER: dict[str, object] = {}
+# Spark Connect sessions on servers elsewhere (SPARK_REMOTE=sc://...), by address.
+_REMOTE_SESSIONS: dict[str, object] = {}
 
 
 def _free_port() -> int:
@@ -334,20 +336,32 @@ def local_connect_spark(master: str, **local_options):
 
 def remote_connect_spark(url: str):
     """A Spark Connect session on the server at `url` (sc://host:port), which must have Delta
-    Lake; the serverless guard is installed."""
-    from pyspark.sql import SparkSession
+    Lake; the serverless guard is installed. One session per address and process."""
+    running = _REMOTE_SESSIONS.get(url)
+    if running is not None and not running.is_stopped:
+        return running
+    # as pyspark's own start does: from now on this process speaks Spark Connect
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
 
-    session = SparkSession.builder.remote(url).getOrCreate()
-    catalog = session.conf.get("spark.sql.catalog.spark_catalog", "") or ""
+    session = ConnectSession.builder.remote(url).create()
+    require_delta(session, f"the Spark Connect server at SPARK_REMOTE={url}")
+    _REMOTE_SESSIONS[url] = session
+    install_serverless_guard()
+    return session
+
+
+def require_delta(spark, where: str) -> None:
+    """A SparkSetupError naming `where` and how to start it with Delta, unless the session's
+    catalog is Delta's."""
+    catalog = spark.conf.get("spark.sql.catalog.spark_catalog", "") or ""
     if DELTA_CATALOG not in catalog:
         raise SparkSetupError(
-            f"the Spark Connect server at SPARK_REMOTE={url} has no Delta Lake catalog: start it "
-            f"with --packages io.delta:delta-spark_{SCALA_BINARY}:{DELTA_VERSION} --conf "
+            f"{where} has no Delta Lake catalog: start it with --packages "
+            f"io.delta:delta-spark_{SCALA_BINARY}:{DELTA_VERSION} --conf "
             f"spark.sql.extensions={DELTA_EXTENSION} --conf "
             f"spark.sql.catalog.spark_catalog={DELTA_CATALOG}, or use SPARK_REMOTE=local[2]"
         )
-    install_serverless_guard()
-    return session
 
 
 def get_spark(**local_options):
@@ -375,7 +389,7 @@ def get_spark(**local_options):
                 "local server) or sc://host:port"
             )
         return remote_connect_spark(remote)
-    if _LOCAL_CONNECT_SERVER or os.environ.get("SPARK_CONNECT_MODE_ENABLED"):
+    if _LOCAL_CONNECT_SERVER or _REMOTE_SESSIONS or os.environ.get("SPARK_CONNECT_MODE_ENABLED"):
         raise SparkSetupError(
             "SPARK_REMOTE is not set, so a classic session was asked for, but this process "
             "already speaks Spark Connect: start a new process, or set SPARK_REMOTE again."

@@ -114,11 +114,13 @@ def test_a_classic_session_asked_for_in_a_connect_process_is_one_sentence(spark,
 
 def test_joining_a_server_checks_that_it_has_delta(spark, monkeypatch):
     url = f"sc://localhost:{spark_module._LOCAL_CONNECT_SERVER['port']}"
-    assert spark_module.remote_connect_spark(url).range(2).count() == 2  # the local server
+    joined = spark_module.remote_connect_spark(url)  # a second client of the local server
+    assert joined is not spark and joined.range(2).count() == 2
+    assert spark_module.remote_connect_spark(url) is joined  # one per address
     monkeypatch.setattr(spark_module, "DELTA_CATALOG", "org.example.NoSuchCatalog")
     expected = (
         rf"the Spark Connect server at SPARK_REMOTE={url} has no Delta Lake catalog: start it "
         r"with --packages io\.delta:delta-spark_2\.13:4\.0\.0"
     )
     with pytest.raises(SparkSetupError, match=expected):
-        spark_module.remote_connect_spark(url)
+        spark_module.require_delta(joined, f"the Spark Connect server at SPARK_REMOTE={url}")

@@ -32,7 +32,7 @@ from retail_segmentation.common.tables import (
     SILVER_TRANSACTIONS,
     Lakehouse,
 )
-from retail_segmentation.data.generator import GeneratorConfig, write_dataset
+from retail_segmentation.data.generator import TRUTH_FILE, GeneratorConfig, write_dataset
 
 BENCH_SCHEMA = "bench"
 # Each task's input: the table whose rows it reads (bronze reads the landed lines).
@@ -208,7 +208,7 @@ def run_benchmark(
                 yield
             task_peaks[task.key] = peaks
 
-        truth = root / "data" / "truth" / "customer_profiles.csv"
+        truth = root / "data" / TRUTH_FILE
         runs = runner.run_job(
             graph,
             variables,

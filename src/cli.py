@@ -25,6 +25,7 @@ from pathlib import Path
 
 from retail_segmentation.common.config import add_table_arguments, table_config_from_args
 from retail_segmentation.common.errors import RetailSegError
+from retail_segmentation.silver.options import add_cleaning_arguments, validate_date_format
 
 DEFAULT_ROWS = 50_000
 BENCHMARK_ROWS = 1_067_371  # lines of the public Online Retail II data set
@@ -59,11 +60,11 @@ def _default_folder(lakehouse_dir: str, rows: int, seed: int) -> Path:
 def _default_landing(lakehouse_dir: str, rows: int, seed: int) -> str:
     """The embedded default: generated once (seeded) into the lakehouse folder."""
     from retail_segmentation.common.spark import get_spark
-    from retail_segmentation.data.generator import GeneratorConfig, write_dataset
+    from retail_segmentation.data.generator import TRUTH_FILE, GeneratorConfig, write_dataset
 
     out = _default_folder(lakehouse_dir, rows, seed)
     transactions = out / "transactions"
-    if not any(transactions.glob("*.csv")):
+    if not any(transactions.glob("*.csv")) or not (out / TRUTH_FILE).exists():
         start = time.perf_counter()
         print(f"generating the default data set ({rows:,} lines, seed {seed}) in {out} ...")
         spark = get_spark(warehouse_dir=f"{lakehouse_dir}/spark-warehouse")
@@ -88,6 +89,8 @@ def _run_locked(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     tables = table_config_from_args(args)  # names checked before Spark starts
+    if args.date_format:
+        validate_date_format(args.date_format)
     _mlflow_config(args)
     landing = args.landing_path or _default_landing(args.lakehouse_dir, args.rows, args.seed)
     root = runner.bundle_root()
@@ -98,6 +101,10 @@ def _run_locked(args: argparse.Namespace) -> int:
         landing_path=landing,
         encoding=args.encoding,
         column_mapping=args.column_mapping,
+        delimiter=args.delimiter,
+        sheet=args.sheet,
+        date_format=args.date_format,
+        null_tokens=args.null_tokens,
         experiment_name=args.experiment_name,
         sweep_engine=args.sweep_engine,
     )
@@ -105,8 +112,10 @@ def _run_locked(args: argparse.Namespace) -> int:
     parameters = {**graph.parameters, "as_of_date": args.as_of_date, "k_range": args.k_range}
     task_args = {}
     if not args.landing_path:  # generated data: the true profiles are known
-        truth = _default_folder(args.lakehouse_dir, args.rows, args.seed) / "truth"
-        task_args["sweep"] = ["--truth-path", str(truth / "customer_profiles.csv")]
+        from retail_segmentation.data.generator import TRUTH_FILE
+
+        truth = _default_folder(args.lakehouse_dir, args.rows, args.seed) / TRUTH_FILE
+        task_args["sweep"] = ["--truth-path", str(truth)]
     spark = get_spark(warehouse_dir=f"{args.lakehouse_dir}/spark-warehouse")
     lakehouse = Lakehouse.attach(spark, tables)
     runner.run_job(
@@ -262,6 +271,23 @@ def _benchmark(args: argparse.Namespace) -> int:
     print()
     print(report(figures, args.json, args.rows, setup))
     if args.json:
+        print(f"figures written to {args.json}")
+    return 0
+
+
+def _benchmark_silhouette(args: argparse.Namespace) -> int:
+    from retail_segmentation.ml.silhouette_cost import (
+        HEADER,
+        parse_customers,
+        run_benchmark,
+        write_json,
+    )
+
+    customers = parse_customers(args.customers)
+    print(HEADER)
+    figures = run_benchmark(customers, echo=True)
+    if args.json:
+        write_json(figures, args.json)
         print(f"figures written to {args.json}")
     return 0
 
@@ -463,14 +489,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--encoding",
         default="UTF-8",
-        help="encoding of the CSV files, e.g. ISO-8859-1 (default: UTF-8)",
+        help="encoding of the text files, e.g. ISO-8859-1 (default: UTF-8)",
     )
     run.add_argument(
         "--column-mapping",
         default="",
-        help='JSON {canonical: header} for other files, e.g. {"amount": "Total"} '
-        "(default: detect the Online Retail headers)",
+        help='JSON {canonical: header} for other files, e.g. {"amount": "Total"}; '
+        '{"customer_id": "_c0", ...} for text files without a header line (default: detect '
+        "the Online Retail headers)",
     )
+    run.add_argument(
+        "--delimiter",
+        default="",
+        help="field separator of text files: one character, or 'whitespace' for "
+        "whitespace-aligned text (default: detected from each file's first line)",
+    )
+    run.add_argument("--sheet", default="", help="the Excel sheet to read (default: every sheet)")
+    add_cleaning_arguments(run)
     run.add_argument(
         "--report-path",
         help="where to write the HTML report (default: <lakehouse-dir>/report/insights.html)",
@@ -566,6 +601,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", help="also write the figures to this JSON file (default: none)")
     bench.set_defaults(func=_benchmark)
+
+    sil = command(
+        "benchmark-silhouette",
+        "time the exact Euclidean silhouette, the sampled one the sweep logs and Spark's "
+        "squared-Euclidean one on generated customers: seconds, peak memory, sampled - exact",
+        tables=False,
+    )
+    sil.add_argument(
+        "--customers",
+        default="5000,50000,200000",
+        help="comma-separated customer counts (default: 5000,50000,200000; the exact "
+        "silhouette is quadratic, 200,000 takes minutes)",
+    )
+    sil.add_argument("--json", help="also write the figures to this JSON file (default: none)")
+    sil.set_defaults(func=_benchmark_silhouette)
 
     _add_deploy_parsers(sub, common)
     return parser

@@ -15,7 +15,9 @@ Both public header variants are recognised without configuration:
 | amount         | -                | -                       | amount, line_total, total, sales   |
 
 Headers are compared case-, space- and punctuation-insensitively. Any other file is read
-through a declared mapping {canonical: source header}. `customer_id`, `invoice_date` and
+through a declared mapping {canonical: source header}; a text file without a header line
+through a mapping by position, Spark's names `_c0`, `_c1`, ... (e.g. `{"customer_id": "_c0",
+"invoice_date": "_c1", "quantity": "_c2", "amount": "_c3"}`). `customer_id`, `invoice_date` and
 one of `price` / `amount` are required; what a file lacks is defaulted (see DEFAULTS) and
 named in the row's `_defaulted_columns`. Unknown source columns are kept in `_extra_columns`.
 """
@@ -82,7 +84,8 @@ DEFAULTS: dict[str, str | None] = {
 }
 
 _KNOWN_ENCODINGS = re.compile(r"^[A-Za-z0-9_.:-]{2,40}$")
-_DELIMITERS = (",", ";", "\t", "|")
+_POSITIONAL = re.compile(r"^_c\d+$")
+WHITESPACE = "whitespace"
 
 
 def normalize_header(name: str) -> str:
@@ -95,21 +98,26 @@ class SourceFormat:
     """How landed files are read: declared encoding, delimiter and column mapping.
 
     Args:
-        encoding: character set of the files (the public data is not all UTF-8).
-        delimiter: field separator, or None to detect it from the header line.
-        column_mapping: {canonical column: source header} for files the aliases miss.
+        encoding: character set of the text files (the public data is not all UTF-8).
+        delimiter: field separator of text files, `whitespace` for whitespace-aligned text, or
+            None to detect it from the first line.
+        column_mapping: {canonical column: source header} for files the aliases miss; source
+            names `_c0`, `_c1`, ... (by position) mean the text files have no header line.
+        sheet: the one Excel sheet to read, or None for every sheet.
     """
 
     encoding: str = "UTF-8"
     delimiter: str | None = None
     column_mapping: Mapping[str, str] = field(default_factory=dict)
+    sheet: str | None = None
 
     def __post_init__(self) -> None:
         if not _KNOWN_ENCODINGS.match(self.encoding):
             raise ConfigError(f"parameter encoding={self.encoding!r} is not a character set name")
-        if self.delimiter is not None and len(self.delimiter) != 1:
+        if self.delimiter is not None and len(self.delimiter) != 1 and self.delimiter != WHITESPACE:
             raise ConfigError(
-                f"parameter delimiter={self.delimiter!r}: expected one character or empty"
+                f"parameter delimiter={self.delimiter!r}: expected one character (',', ';', "
+                f"'|', a tab), '{WHITESPACE}' for whitespace-aligned text, or empty to detect it"
             )
         unknown = sorted(set(self.column_mapping) - set(CANONICAL_COLUMNS))
         if unknown:
@@ -119,10 +127,16 @@ class SourceFormat:
             )
 
     @classmethod
-    def from_json(cls, text: str | None, encoding: str = "UTF-8", delimiter: str | None = None):
+    def from_json(
+        cls,
+        text: str | None,
+        encoding: str = "UTF-8",
+        delimiter: str | None = None,
+        sheet: str | None = None,
+    ):
         """Parse `--column-mapping` (a JSON object, or empty for none)."""
         if not text:
-            return cls(encoding=encoding, delimiter=delimiter or None)
+            return cls(encoding=encoding, delimiter=delimiter or None, sheet=sheet or None)
         try:
             mapping = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -131,14 +145,17 @@ class SourceFormat:
             raise ConfigError(
                 'parameter column_mapping must be a JSON object like {"customer_id": "Cust No"}'
             )
-        return cls(encoding=encoding, delimiter=delimiter or None, column_mapping=mapping)
+        return cls(
+            encoding=encoding,
+            delimiter=delimiter or None,
+            column_mapping=mapping,
+            sheet=sheet or None,
+        )
 
-
-def detect_delimiter(header_line: str) -> str:
-    """The candidate separator that splits the header line most often (comma on a tie)."""
-    counts = {d: header_line.count(d) for d in _DELIMITERS}
-    best = max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
-    return best if counts[best] > 0 else ","
+    @property
+    def is_positional(self) -> bool:
+        """True when the mapping names columns by position: text files without a header."""
+        return any(_POSITIONAL.match(v) for v in self.column_mapping.values())
 
 
 def map_header(header: list[str], source_format: SourceFormat, file: str) -> dict[str, str]:

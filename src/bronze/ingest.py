@@ -1,4 +1,4 @@
-"""Landed CSV files -> canonical bronze rows (all text) with their provenance.
+"""Landed files (CSV, text, Excel, Parquet) -> canonical bronze rows (text), with provenance.
 
 A file is identified by the SHA-256 of its bytes: a file already in bronze adds nothing when
 it lands again, under any name. The set of ingested files is read back from bronze itself,
@@ -11,24 +11,24 @@ import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from retail_segmentation.bronze import readers
 from retail_segmentation.bronze.columns import (
     CANONICAL_COLUMNS,
     DEFAULTS,
     SourceFormat,
-    detect_delimiter,
     map_header,
 )
+from retail_segmentation.bronze.readers import CORRUPT_COLUMN, FileKind, file_kind
 from retail_segmentation.common.errors import IngestError
 
 log = logging.getLogger(__name__)
 
-CSV_GLOB = "*.{csv,CSV,csv.gz,txt,tsv}"
-CORRUPT_COLUMN = "_raw_record"
 
 BRONZE_SCHEMA = T.StructType(
     [T.StructField(c, T.StringType()) for c in CANONICAL_COLUMNS]
@@ -58,10 +58,13 @@ class LandedFile:
 
 
 def list_landed_files(spark: SparkSession, landing_path: str) -> DataFrame:
-    """path, size, modified_at of every CSV file under `landing_path` (no content read)."""
+    """path, size, modified_at of every file under `landing_path` (no content read).
+
+    Spark's file listing leaves out names starting with `_` or `.` (`_SUCCESS`, `.crc`, the
+    generator's `_truth/` folder); every other file is listed, readable kind or not.
+    """
     return (
         spark.read.format("binaryFile")
-        .option("pathGlobFilter", CSV_GLOB)
         .option("recursiveFileLookup", "true")
         .load(landing_path)
         .select(
@@ -83,51 +86,58 @@ def hash_files(spark: SparkSession, paths: list[str]) -> DataFrame:
     )
 
 
-def _header_line(spark: SparkSession, path: str) -> str | None:
-    first = spark.read.text(path).limit(1).collect()
-    return first[0][0].lstrip("\ufeff") if first else None
-
-
-def _split_header(line: str, delimiter: str) -> list[str]:
-    # Header cells may be quoted; they never contain the delimiter in practice.
-    return [cell.strip().strip('"').strip() for cell in line.split(delimiter)]
-
-
 def read_landed_file(
     spark: SparkSession, file: LandedFile, source_format: SourceFormat
 ) -> DataFrame | None:
-    """Read one file into the canonical text columns, or None if it holds no data line.
+    """Read one file of any readable kind into the canonical text columns and its provenance,
+    or None if it holds no data line.
 
     Raises:
-        IngestError: the header lacks a required column (the message names the file).
+        IngestError: the header lacks a required column, or repeats one (the message names
+            the file).
     """
-    line = _header_line(spark, file.path)
-    if line is None or not line.strip():
+    kind = file_kind(file.path)
+    if kind is FileKind.PARQUET:
+        raw_df, header = readers.read_parquet(spark, file.path)
+        frames = [(raw_df, header, file.path)]
+    elif kind is FileKind.EXCEL:
+        frames = [
+            (raw_df, header, f"{file.path}, sheet {sheet!r}")
+            for sheet, raw_df, header in readers.read_excel(spark, file.path, source_format.sheet)
+        ]
+    else:
+        frame = _read_text_file(spark, file.path, source_format)
+        frames = [frame] if frame is not None else []
+    if not frames:
         log.warning("%s: empty file, nothing to ingest", file.path)
         return None
-    delimiter = source_format.delimiter or detect_delimiter(line)
-    header = _split_header(line, delimiter)
-    if len(set(header)) != len(header):
-        raise IngestError(f"{file.path}: duplicate column names in header {header}")
-    mapping = map_header(header, source_format, file.path)
-    schema = T.StructType(
-        [T.StructField(h, T.StringType()) for h in header]
-        + [T.StructField(CORRUPT_COLUMN, T.StringType())]
-    )
-    raw_df = (
-        spark.read.schema(schema)
-        .option("header", "true")
-        .option("enforceSchema", "true")
-        .option("sep", delimiter)
-        .option("encoding", source_format.encoding)
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
-        .option("multiLine", "false")
-        .csv(file.path)
-    )
-    return raw_df.transform(to_canonical, mapping=mapping, header=header).transform(
-        with_file_metadata, file=file
-    )
+    canonical = []
+    for raw_df, header, where in frames:
+        if len(set(header)) != len(header):
+            raise IngestError(f"{where}: duplicate column names in header {header}")
+        mapping = map_header(header, source_format, where)
+        kept = [*header, readers.SHEET_COLUMN] if readers.SHEET_COLUMN in raw_df.columns else header
+        canonical.append(raw_df.transform(to_canonical, mapping=mapping, header=kept))
+    return reduce(DataFrame.unionByName, canonical).transform(with_file_metadata, file=file)
+
+
+def _read_text_file(
+    spark: SparkSession, path: str, source_format: SourceFormat
+) -> tuple[DataFrame, list[str], str] | None:
+    line = readers.first_line(spark, path)
+    if line is None or not line.strip():
+        return None
+    delimiter = source_format.delimiter or readers.detect_delimiter(line)
+    cells = readers.split_header(line, delimiter)
+    has_header = not source_format.is_positional
+    header = cells if has_header else [f"_c{i}" for i in range(len(cells))]
+    if delimiter == readers.WHITESPACE:
+        raw_df = readers.read_whitespace(spark, path, header, source_format.encoding, has_header)
+    else:
+        raw_df = readers.read_delimited(
+            spark, path, header, delimiter, source_format.encoding, has_header
+        )
+    return raw_df, header, path
 
 
 def to_canonical(raw_df: DataFrame, mapping: dict[str, str], header: list[str]) -> DataFrame:

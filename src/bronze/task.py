@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import logging
 from dataclasses import dataclass
 from functools import reduce
@@ -22,12 +23,13 @@ from retail_segmentation.bronze.ingest import (
     read_landed_file,
     with_batch_metadata,
 )
+from retail_segmentation.bronze.readers import READABLE_SUFFIXES, file_kind
 from retail_segmentation.common.config import (
     TableConfig,
     add_table_arguments,
     table_config_from_args,
 )
-from retail_segmentation.common.errors import ConfigError
+from retail_segmentation.common.errors import ConfigError, IngestError
 from retail_segmentation.common.ledger import LedgerEntry, record_ledger
 from retail_segmentation.common.spark import get_spark
 from retail_segmentation.common.tables import BRONZE_TRANSACTIONS, Lakehouse
@@ -45,7 +47,9 @@ class BronzeConfig:
 
     def __post_init__(self) -> None:
         if not self.landing_path:
-            raise ConfigError("parameter landing_path is empty: expected a folder or file of CSVs")
+            raise ConfigError(
+                "parameter landing_path is empty: expected a folder or file of landed files"
+            )
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class BronzeResult:
     files_skipped: int
     rows_ingested: int
     undecodable_rows: int = 0
+    files_unreadable: tuple[str, ...] = ()
 
 
 def _ingested_files(lakehouse: Lakehouse) -> list:
@@ -67,13 +72,26 @@ def _ingested_files(lakehouse: Lakehouse) -> list:
     return lakehouse.read(BRONZE_TRANSACTIONS).select(columns).distinct().collect()
 
 
-def find_new_files(
-    spark: SparkSession, lakehouse: Lakehouse, landing_path: str
-) -> tuple[list[LandedFile], int]:
-    """Files under `landing_path` whose content is not in bronze yet, and how many were skipped.
+@dataclass(frozen=True)
+class LandingScan:
+    """What the landing folder holds: new files to ingest, files already in bronze, and files
+    of a kind bronze does not read."""
+
+    new: list[LandedFile]
+    already_ingested: int
+    unreadable: tuple[str, ...]
+
+
+def find_new_files(spark: SparkSession, lakehouse: Lakehouse, landing_path: str) -> LandingScan:
+    """Files under `landing_path` whose content is not in bronze yet, the count of those it is,
+    and the files of a kind bronze cannot read (by name).
 
     Files whose path, size and modification time are in bronze are skipped unread; the others
     are hashed, and skipped if their content is. Only file-level rows reach the driver.
+
+    Raises:
+        ConfigError: `landing_path` does not exist.
+        IngestError: it holds no readable file at all (the message lists what it holds).
     """
     try:
         listed = list_landed_files(spark, landing_path).collect()
@@ -83,10 +101,21 @@ def find_new_files(
                 f"parameter landing_path={landing_path!r}: no such folder or file"
             ) from None
         raise
+    readable = [r for r in listed if file_kind(r.path) is not None]
+    unreadable = tuple(sorted(r.path for r in listed if file_kind(r.path) is None))
+    if not readable:
+        found = ", ".join(p.rsplit("/", 1)[-1] for p in unreadable[:5]) + (
+            f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+        )
+        raise IngestError(
+            f"parameter landing_path={landing_path!r} holds no file bronze can read "
+            f"({'found ' + found if unreadable else 'it is empty'}); expected files named "
+            f"*{', *'.join(READABLE_SUFFIXES.split(', '))}"
+        )
     ingested = _ingested_files(lakehouse)
     seen = {(r._source_file, r._file_size, r._file_modified_at) for r in ingested}
     known = {r._file_hash for r in ingested}
-    candidates = [r for r in listed if (r.path, r.size, r.modified_at) not in seen]
+    candidates = [r for r in readable if (r.path, r.size, r.modified_at) not in seen]
     hashes = {r.path: r.sha256 for r in hash_files(spark, [r.path for r in candidates]).collect()}
     new: list[LandedFile] = []
     for row in sorted(candidates, key=lambda r: r.path):
@@ -96,14 +125,24 @@ def find_new_files(
             continue
         known.add(digest)
         new.append(LandedFile(row.path, row.size, row.modified_at, digest))
-    return new, len(listed) - len(new)
+    return LandingScan(new, len(readable) - len(new), unreadable)
 
 
 def ingest_bronze(
     spark: SparkSession, lakehouse: Lakehouse, config: BronzeConfig, now: dt.datetime | None = None
 ) -> BronzeResult:
-    """Append every new landed file to bronze in one Delta commit."""
-    files, skipped = find_new_files(spark, lakehouse, config.landing_path)
+    """Append every new landed file to bronze in one Delta commit; files of a kind it cannot
+    read are named in the ledger and the result."""
+    scan = find_new_files(spark, lakehouse, config.landing_path)
+    files, skipped = scan.new, scan.already_ingested
+    if scan.unreadable:
+        log.warning(
+            "bronze: skipped %d file(s) of a kind it cannot read: %s (readable: %s)",
+            len(scan.unreadable),
+            ", ".join(scan.unreadable),
+            READABLE_SUFFIXES,
+        )
+        _record_unreadable(lakehouse, scan.unreadable)
     frames = [
         df for f in files if (df := read_landed_file(spark, f, config.source_format)) is not None
     ]
@@ -113,7 +152,7 @@ def ingest_bronze(
             config.landing_path,
             skipped,
         )
-        return BronzeResult(None, [], skipped, 0)
+        return BronzeResult(None, [], skipped, 0, files_unreadable=scan.unreadable)
     ingested_at = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0, tzinfo=None)
     batch_id = batch_id_for(files, ingested_at)
     observation = Observation("bronze_batch")
@@ -147,7 +186,28 @@ def ingest_bronze(
             )
         ],
     )
-    return BronzeResult(batch_id, [f.path for f in files], skipped, rows, undecodable)
+    return BronzeResult(
+        batch_id, [f.path for f in files], skipped, rows, undecodable, scan.unreadable
+    )
+
+
+def _record_unreadable(lakehouse: Lakehouse, paths: tuple[str, ...]) -> None:
+    """One ledger entry per set of unreadable files (the same set twice: one entry)."""
+    digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:12]
+    record_ledger(
+        lakehouse,
+        [
+            LedgerEntry(
+                run_id=f"bronze:unreadable:{digest}",
+                layer="bronze",
+                step=0,
+                rule="skip_unreadable_files",
+                rows_in=0,
+                rows_out=0,
+                detail={"files": list(paths), "readable_kinds": READABLE_SUFFIXES},
+            )
+        ],
+    )
 
 
 def _undecodable_rows(lakehouse: Lakehouse, observation: Observation, batch_id: str) -> int:
@@ -168,13 +228,21 @@ def parse_args(argv: list[str] | None = None) -> BronzeConfig:
     """Job parameters -> BronzeConfig."""
     parser = argparse.ArgumentParser(prog="retail-seg-bronze", description=__doc__)
     parser.add_argument(
-        "--landing-path", required=True, help="folder (or file) of landed CSV files"
+        "--landing-path",
+        required=True,
+        help=f"folder (or file) of landed files: {READABLE_SUFFIXES}",
     )
     parser.add_argument(
         "--encoding", default="UTF-8", help="character set of the files (default: UTF-8)"
     )
     parser.add_argument(
-        "--delimiter", default="", help="field separator (default: detected from the header)"
+        "--delimiter",
+        default="",
+        help="field separator of text files: one character, or 'whitespace' for "
+        "whitespace-aligned text (default: detected from the first line)",
+    )
+    parser.add_argument(
+        "--sheet", default="", help="the Excel sheet to read (default: every sheet)"
     )
     parser.add_argument(
         "--column-mapping",
@@ -185,7 +253,9 @@ def parse_args(argv: list[str] | None = None) -> BronzeConfig:
     args = parser.parse_args(argv)
     return BronzeConfig(
         landing_path=args.landing_path,
-        source_format=SourceFormat.from_json(args.column_mapping, args.encoding, args.delimiter),
+        source_format=SourceFormat.from_json(
+            args.column_mapping, args.encoding, args.delimiter, args.sheet
+        ),
         tables=table_config_from_args(args),
     )
 
@@ -198,4 +268,10 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"bronze: {result.rows_ingested} rows from {len(result.files_ingested)} new file(s), "
         f"{result.files_skipped} already ingested"
+        + (
+            f"; skipped {len(result.files_unreadable)} file(s) of a kind it cannot read: "
+            + ", ".join(result.files_unreadable)
+            if result.files_unreadable
+            else ""
+        )
     )

@@ -17,6 +17,15 @@ class IngestError(RetailSegError):
     """A landed file cannot be ingested (missing required column, unreadable, ...)."""
 
 
+class AmbiguousDateError(IngestError):
+    """A file's dates fit both month-first and day-first formats; --date-format must decide."""
+
+
+class QuarantinedBatchError(RetailSegError):
+    """Every line of a bronze batch was quarantined: the message names the dominant rule, two
+    of its values and the option that fixes it."""
+
+
 class LedgerImbalanceError(RetailSegError):
     """Rows were lost: bronze != silver + quarantine + removed duplicates."""
 

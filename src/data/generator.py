@@ -90,6 +90,9 @@ NON_PRODUCT_RATE_EXPORT = 0.45
 ZERO_PRICE_RATE = 0.003
 QUANTITY_OUTLIER_RATE = 0.0005
 PRICE_OUTLIER_RATE = 0.0005
+# The hidden profiles, beside the transactions: `_` keeps them out of Spark's file listings.
+TRUTH_DIR = "_truth"
+TRUTH_FILE = f"{TRUTH_DIR}/customer_profiles.csv"
 MALFORMED_EVERY = 5000  # line positions (0.02%), cycling bad date, bad quantity, short line
 
 
@@ -905,7 +908,10 @@ def _metrics() -> list[Column]:
 
 
 def write_dataset(spark: SparkSession, config: GeneratorConfig, out_dir: str) -> dict:
-    """Write `out_dir/transactions/*.csv` and `out_dir/truth/customer_profiles.csv`.
+    """Write `out_dir/transactions/*.csv` and `out_dir/_truth/customer_profiles.csv`.
+
+    The profiles' folder starts with `_`, which Spark's file listing (and so bronze) leaves
+    out: `--landing-path out_dir` ingests the transactions only.
 
     The transaction files have a header, UTF-8, `config.files` part files in invoice-number order
     (file i holds the i-th slice of invoices). The same config gives byte-identical files.
@@ -947,7 +953,7 @@ def write_dataset(spark: SparkSession, config: GeneratorConfig, out_dir: str) ->
         raise RuntimeError(f"generated {metrics['rows']} lines instead of rows={config.rows}")
 
     profile_observation = Observation("generated_profiles")
-    truth_dir = f"{out_dir.rstrip('/')}/truth"
+    truth_dir = f"{out_dir.rstrip('/')}/{TRUTH_DIR}"
     local_truth = _local_dir(truth_dir)
     target = f"{truth_dir}/customer_profiles.csv"
     if local_truth is not None:
@@ -1029,7 +1035,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--files", type=int, default=defaults.files, help="number of CSV part files"
     )
-    parser.add_argument("--out", required=True, help="output folder (transactions/ and truth/)")
+    parser.add_argument("--out", required=True, help="output folder (transactions/ and _truth/)")
     args = parser.parse_args(argv)
     config = GeneratorConfig(
         rows=args.rows,

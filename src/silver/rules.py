@@ -9,26 +9,50 @@ bronze = silver + quarantine + removed duplicates holds by construction and is c
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from retail_segmentation.bronze.columns import CANONICAL_COLUMNS
+from retail_segmentation.common.errors import AmbiguousDateError
+from retail_segmentation.silver.options import DEFAULT_NULL_TOKENS
 
 QUARANTINE_RULE = "_quarantine_rule"
 QUARANTINE_DETAIL = "_quarantine_detail"
 
-# Formats seen in the public files: Online Retail II CSV exports, Online Retail (classic).
-DEFAULT_TIMESTAMP_FORMATS: tuple[str, ...] = (
-    "yyyy-MM-dd HH:mm:ss",
-    "yyyy-MM-dd HH:mm",
-    "yyyy-MM-dd'T'HH:mm:ss",
-    "M/d/yyyy H:mm",
-    "M/d/yyyy H:mm:ss",
-    "M/d/yy H:mm",
-    "yyyy-MM-dd",
+# The date formats a file's invoice_date column is detected among, in order of preference.
+# Each file is parsed with one of them: the one that parses most of its values (the first
+# listed on a tie), unless both a month-first and a day-first one do, then the file is
+# refused until --date-format says which (see `choose_date_formats`). A declared format
+# (--date-format, any Spark pattern) is tried first and wins every tie it is in, so it
+# decides ambiguous files and reads files in a form not listed, while files it does not fit
+# (an ISO export next to them) keep their own format.
+YEAR_FIRST, MONTH_FIRST, DAY_FIRST = "year-first", "month-first", "day-first"
+DECLARED = "declared"
+DATE_FORMATS: tuple[tuple[str, str], ...] = (
+    ("yyyy-MM-dd HH:mm:ss", YEAR_FIRST),
+    ("yyyy-MM-dd HH:mm", YEAR_FIRST),
+    ("yyyy-MM-dd'T'HH:mm:ss", YEAR_FIRST),
+    ("yyyy-MM-dd'T'HH:mm", YEAR_FIRST),
+    ("yyyy-MM-dd", YEAR_FIRST),
+    ("yyyyMMdd", YEAR_FIRST),
+    ("yyyy/MM/dd HH:mm:ss", YEAR_FIRST),
+    ("yyyy/MM/dd HH:mm", YEAR_FIRST),
+    ("yyyy/MM/dd", YEAR_FIRST),
+    ("M/d/yyyy H:mm", MONTH_FIRST),  # Online Retail (classic), US exports
+    ("M/d/yyyy H:mm:ss", MONTH_FIRST),
+    ("M/d/yyyy", MONTH_FIRST),
+    ("M/d/yy H:mm", MONTH_FIRST),
+    ("M/d/yy", MONTH_FIRST),
+    ("d/M/yyyy H:mm", DAY_FIRST),  # the UK form of the UCI data, most of Europe
+    ("d/M/yyyy H:mm:ss", DAY_FIRST),
+    ("d/M/yyyy", DAY_FIRST),
+    ("d/M/yy H:mm", DAY_FIRST),
+    ("d/M/yy", DAY_FIRST),
+    ("d.M.yyyy H:mm", DAY_FIRST),
+    ("d.M.yyyy", DAY_FIRST),
 )
 
 # Postage, fees, discounts, manual adjustments and test lines: not products.
@@ -78,15 +102,26 @@ def with_quarantine(
     )
 
 
-def with_trimmed_text(bronze_df: DataFrame) -> DataFrame:
-    """Trim the canonical text columns; empty strings become null."""
-    return bronze_df.withColumns(
-        {c: F.nullif(F.trim(F.col(c)), F.lit("")) for c in CANONICAL_COLUMNS}
-    )
+def with_trimmed_text(
+    bronze_df: DataFrame, null_tokens: Sequence[str] = DEFAULT_NULL_TOKENS
+) -> DataFrame:
+    """Trim the canonical text columns; blanks and null tokens (any case) become null."""
+    tokens = sorted({t.strip().lower() for t in null_tokens} | {""})
+
+    def cleaned(column: str) -> Column:
+        trimmed = F.trim(F.col(column))
+        return F.when(~F.lower(trimmed).isin(tokens), trimmed)
+
+    return bronze_df.withColumns({c: cleaned(c) for c in CANONICAL_COLUMNS})
 
 
 def filter_exact_duplicates(df: DataFrame) -> DataFrame:
-    """Keep one row (the smallest `_row_id`) of each group of identical source lines.
+    """Keep one row (the smallest `_row_id`) of each group of identical source lines, and mark
+    identical lines of files without invoice numbers `is_repeat_line` instead of dropping them.
+
+    A file that carries invoice numbers repeats a line only by mistake. In a file without them
+    (bronze derived the invoice from customer and time) two identical lines are two purchases
+    of the same item at the same moment, and both are kept.
 
     Partitioned by invoice, as the customer fill that follows is, so both share one shuffle;
     identical lines sort next to each other and a row equal to its predecessor is dropped.
@@ -97,26 +132,136 @@ def filter_exact_duplicates(df: DataFrame) -> DataFrame:
     for column in key:
         same_as_previous = same_as_previous & F.lag(column).over(by_line).eqNullSafe(F.col(column))
     is_first = F.row_number().over(by_line) == 1
+    is_derived_invoice = (
+        F.coalesce(F.array_contains(F.col("_defaulted_columns"), F.lit("invoice")), F.lit(False))
+        if "_defaulted_columns" in df.columns
+        else F.lit(False)
+    )
+    is_identical = ~is_first & same_as_previous
     return (
-        df.withColumn("_is_duplicate", ~is_first & same_as_previous)
+        df.withColumns(
+            {
+                "_is_duplicate": is_identical & ~is_derived_invoice,
+                "is_repeat_line": is_identical & is_derived_invoice,
+            }
+        )
         .where(~F.col("_is_duplicate"))
         .drop("_is_duplicate")
     )
 
 
-def parse_timestamp(column: str, formats: Sequence[str]) -> Column:
-    """The first format that parses the text, else null (never an error under ANSI mode)."""
-    return F.coalesce(*[F.try_to_timestamp(F.col(column), F.lit(fmt)) for fmt in formats])
-
-
-def with_typed_columns(
-    df: DataFrame, timestamp_formats: Sequence[str] = DEFAULT_TIMESTAMP_FORMATS
+def date_format_votes(
+    df: DataFrame,
+    column: str = "invoice_date",
+    file_column: str = "_source_file",
+    formats: Sequence[tuple[str, str]] = DATE_FORMATS,
 ) -> DataFrame:
+    """Per file: its non-null date values, the lowest and highest, and how many of them each
+    candidate format parses (`parsed_0`, `parsed_1`, ... in `formats` order).
+
+    Each distinct value is parsed once per format and weighted by its count: a file holds far
+    fewer distinct timestamps than lines.
+    """
+    values_df = df.where(F.col(column).isNotNull()).groupBy(file_column, column).count()
+    return values_df.groupBy(file_column).agg(
+        F.sum("count").alias("values"),
+        F.min(column).alias("lowest"),
+        F.max(column).alias("highest"),
+        *[
+            F.sum(
+                F.when(
+                    F.try_to_timestamp(F.col(column), F.lit(pattern)).isNotNull(), F.col("count")
+                )
+            ).alias(f"parsed_{i}")
+            for i, (pattern, _) in enumerate(formats)
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class FileDateFormat:
+    """The format chosen for one file's dates, and how many of its values it parses."""
+
+    file: str
+    pattern: str | None
+    values: int
+    parsed: int
+
+
+def date_candidates(declared: str | None = None) -> tuple[tuple[str, str], ...]:
+    """The formats files are detected among: a declared one first, then DATE_FORMATS."""
+    if declared is None:
+        return DATE_FORMATS
+    return ((declared, DECLARED), *[f for f in DATE_FORMATS if f[0] != declared])
+
+
+def choose_date_formats(
+    votes: Sequence[Mapping[str, object]],
+    formats: Sequence[tuple[str, str]] = DATE_FORMATS,
+    file_column: str = "_source_file",
+) -> list[FileDateFormat]:
+    """The format of each file: the one parsing most of its values, the first listed on a tie
+    (a declared format, listed first, wins every tie it is in).
+
+    A file no format fits gets none (its lines are quarantined as unparseable).
+
+    Raises:
+        AmbiguousDateError: a month-first and a day-first format parse the same, largest number
+            of a file's values (every day is 12 or less) and no declared format does: the
+            message names the file, two of its values and --date-format.
+    """
+    chosen = []
+    for vote in sorted(votes, key=lambda v: str(v[file_column])):
+        parsed = [int(vote[f"parsed_{i}"] or 0) for i in range(len(formats))]
+        best = max(parsed, default=0)
+        if best == 0:
+            chosen.append(FileDateFormat(str(vote[file_column]), None, int(vote["values"]), 0))
+            continue
+        winners = [formats[i] for i, n in enumerate(parsed) if n == best]
+        orders = {order for _, order in winners}
+        if DECLARED not in orders and {MONTH_FIRST, DAY_FIRST} <= orders:
+            month_first = next(p for p, o in winners if o == MONTH_FIRST)
+            day_first = next(p for p, o in winners if o == DAY_FIRST)
+            raise AmbiguousDateError(
+                f"{vote[file_column]}: its dates fit both month-first and day-first (e.g. "
+                f"{vote['lowest']!r} and {vote['highest']!r}: no day above 12); declare the "
+                f"format with --date-format, e.g. --date-format '{day_first}' or "
+                f"--date-format '{month_first}'"
+            )
+        chosen.append(
+            FileDateFormat(str(vote[file_column]), winners[0][0], int(vote["values"]), best)
+        )
+    return chosen
+
+
+def parse_invoice_date(
+    date_formats: str | Mapping[str, str | None],
+    column: str = "invoice_date",
+    file_column: str = "_source_file",
+) -> Column:
+    """`column` parsed with one pattern for every file, or with each file's own pattern
+    ({file: pattern}; a file without one parses nothing). Null where the text does not fit."""
+    if isinstance(date_formats, str):
+        return F.try_to_timestamp(F.col(column), F.lit(date_formats))
+    files_by_pattern: dict[str, list[str]] = {}
+    for file, pattern in sorted(date_formats.items()):
+        if pattern is not None:
+            files_by_pattern.setdefault(pattern, []).append(file)
+    parsed = F.lit(None).cast("timestamp")
+    for pattern, files in files_by_pattern.items():
+        parsed = F.when(
+            F.col(file_column).isin(files), F.try_to_timestamp(F.col(column), F.lit(pattern))
+        ).otherwise(parsed)
+    return parsed
+
+
+def with_typed_columns(df: DataFrame, date_formats: str | Mapping[str, str | None]) -> DataFrame:
     """Type quantity, price, invoice_date and customer_id; quarantine lines that cannot be typed.
 
-    Adds `quantity_original`, `price_original` (typed, before any later fix) and the
-    quarantine columns. A missing price is taken from `amount / quantity` when the file
-    only had an amount.
+    Dates are parsed with `parse_invoice_date(date_formats)`. Customer ids are text: trimmed,
+    a float rendering `13085.0` becomes `13085`, leading zeros stay. Adds `quantity_original`,
+    `price_original` (typed, before any later fix) and the quarantine columns. A missing price
+    is taken from `amount / quantity` when the file only had an amount.
     """
     quantity_d = F.col("quantity").try_cast("double")
     money = r"[£$€\s]"
@@ -128,11 +273,13 @@ def with_typed_columns(
         .cast("int")
         .alias("_quantity"),
         F.coalesce(price_d, amount_d / F.nullif(quantity_d, F.lit(0.0))).alias("_price"),
-        parse_timestamp("invoice_date", timestamp_formats).alias("_invoice_ts"),
-        F.regexp_replace(F.col("customer_id"), r"\.0+$", "").alias("_customer"),
+        parse_invoice_date(date_formats).alias("_invoice_ts"),
+        F.regexp_replace(F.col("customer_id"), r"^(\d+)\.0+$", "$1").alias("_customer"),
         F.lit(None).cast("string").alias(QUARANTINE_RULE),
         F.lit(None).cast("string").alias(QUARANTINE_DETAIL),
     )
+    if "is_repeat_line" not in typed.columns:  # not deduplicated by filter_exact_duplicates
+        typed = typed.withColumn("is_repeat_line", F.lit(False))
     checks: list[tuple[Column, str, Column | None]] = [
         (F.col("_raw_record").isNotNull(), "malformed_record", F.col("_raw_record")),
         (F.col("invoice").isNull(), "missing_invoice", None),
@@ -160,6 +307,7 @@ def with_typed_columns(
         "country",
         F.col("_quantity").alias("quantity_original"),
         F.col("_price").alias("price_original"),
+        "is_repeat_line",
         "_batch_id",
         "_source_file",
         QUARANTINE_RULE,

@@ -24,7 +24,11 @@ from retail_segmentation.common.config import (
     add_table_arguments,
     table_config_from_args,
 )
-from retail_segmentation.common.errors import ConfigError, LedgerImbalanceError
+from retail_segmentation.common.errors import (
+    ConfigError,
+    LedgerImbalanceError,
+    QuarantinedBatchError,
+)
 from retail_segmentation.common.ledger import LedgerEntry, has_finished, record_ledger
 from retail_segmentation.common.materialize import Intermediates
 from retail_segmentation.common.spark import get_spark
@@ -37,6 +41,11 @@ from retail_segmentation.common.tables import (
     Lakehouse,
 )
 from retail_segmentation.silver import rules
+from retail_segmentation.silver.options import (
+    add_cleaning_arguments,
+    parse_null_tokens,
+    validate_date_format,
+)
 from retail_segmentation.silver.products import build_products
 from retail_segmentation.silver.rules import QUARANTINE_DETAIL, QUARANTINE_RULE, IqrBounds
 
@@ -89,18 +98,33 @@ RULE_REASONS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class SilverConfig:
-    """Parameters of the silver task."""
+    """Parameters of the silver task.
+
+    Args:
+        date_format: a Spark datetime pattern tried first on every file's invoice_date (it
+            decides between day-first and month-first), or None: each file's is detected
+            among `rules.DATE_FORMATS`.
+        null_tokens: texts that mean "missing" in any column (case-insensitive).
+    """
 
     tables: TableConfig
     iqr_multiplier: float = 1.5
     non_product_codes: tuple[str, ...] = rules.DEFAULT_NON_PRODUCT_CODES
-    timestamp_formats: tuple[str, ...] = rules.DEFAULT_TIMESTAMP_FORMATS
+    date_format: str | None = None
+    null_tokens: tuple[str, ...] = rules.DEFAULT_NULL_TOKENS
 
     def __post_init__(self) -> None:
         if not 0 < self.iqr_multiplier <= 100:
             raise ConfigError(
                 f"parameter iqr_multiplier={self.iqr_multiplier}: expected a value in (0, 100], "
                 "usually 1.5 or 3"
+            )
+        if self.date_format is not None:
+            validate_date_format(self.date_format)
+        if any(len(t) > 40 or "," in t for t in self.null_tokens):
+            raise ConfigError(
+                f"parameter null_tokens={list(self.null_tokens)}: expected short texts without "
+                "commas, e.g. NA,NaN,NULL,-"
             )
 
 
@@ -116,6 +140,8 @@ class SilverResult:
     quarantine_by_rule: dict[str, int]
     quantity_bounds: IqrBounds
     price_bounds: IqrBounds
+    repeat_lines: int = 0
+    date_formats: tuple[rules.FileDateFormat, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,38 +153,61 @@ class CleanedLines:
     price_bounds: IqrBounds
     input_rows: int  # bronze rows read
     deduplicated_rows: int  # rows left after removing exact duplicates
+    repeat_lines: int = 0  # identical lines kept as purchases (files without invoice numbers)
+    date_formats: tuple[rules.FileDateFormat, ...] = ()
 
 
 def _read_twice(df: DataFrame, _name: str) -> DataFrame:
     return df
 
 
+def detect_date_formats(
+    trimmed_df: DataFrame, declared: str | None = None
+) -> tuple[rules.FileDateFormat, ...]:
+    """Each file's date format, from its values, a declared one first (one Spark action; a
+    row per file returns)."""
+    candidates = rules.date_candidates(declared)
+    votes = rules.date_format_votes(trimmed_df, formats=candidates).collect()
+    return tuple(rules.choose_date_formats(votes, candidates))
+
+
 def clean_transactions(
     bronze_df: DataFrame,
     iqr_multiplier: float = 1.5,
     non_product_codes: Sequence[str] = rules.DEFAULT_NON_PRODUCT_CODES,
-    timestamp_formats: Sequence[str] = rules.DEFAULT_TIMESTAMP_FORMATS,
+    date_format: str | None = None,
+    null_tokens: Sequence[str] = rules.DEFAULT_NULL_TOKENS,
     keep: Callable[[DataFrame, str], DataFrame] = _read_twice,
 ) -> CleanedLines:
     """Apply the silver rules to bronze rows.
 
-    `keep(df, name)` holds a frame that several actions read (`Intermediates.keep`); the
-    default recomputes it. Spark actions: the bronze count (Delta answers it from its log), the
-    count of deduplicated lines (which computes the typed lines once), the count of
-    cancellations, and the IQR bounds.
+    Each file's dates are parsed with the format detected from its values, `date_format`
+    first (see `rules.choose_date_formats`). `keep(df,
+    name)` holds a frame that several actions read (`Intermediates.keep`); the default
+    recomputes it. Spark actions: the bronze count (Delta answers it from its log), the date
+    formats (unless declared), the count of deduplicated lines (which computes the typed lines
+    once), the count of cancellations, and the IQR bounds.
+
+    Raises:
+        AmbiguousDateError: a file's dates fit both month-first and day-first formats.
     """
     input_rows = bronze_df.count()
+    trimmed_df = bronze_df.transform(rules.with_trimmed_text, null_tokens=null_tokens)
+    date_formats = detect_date_formats(trimmed_df, date_format)
+    patterns = {f.file: f.pattern for f in date_formats}
     # Kept once: the cancellation matches, the modal prices, the IQR bounds and both writes
     # all read it.
     typed_df = keep(
-        bronze_df.transform(rules.with_trimmed_text)
-        .transform(rules.filter_exact_duplicates)
-        .transform(rules.with_typed_columns, timestamp_formats=timestamp_formats)
+        trimmed_df.transform(rules.filter_exact_duplicates)
+        .transform(rules.with_typed_columns, date_formats=patterns)
         .transform(rules.with_customer_from_invoice)
         .transform(rules.with_line_type, non_product_codes=non_product_codes),
         "typed",
     )
-    deduplicated_rows = typed_df.count()
+    typed_counts = typed_df.agg(
+        F.count(F.lit(1)).alias("rows"), F.count_if("is_repeat_line").alias("repeats")
+    ).first()
+    deduplicated_rows, repeat_lines = int(typed_counts["rows"]), int(typed_counts["repeats"])
     # One row per cancellation, kept so the window behind it runs once; broadcast while the
     # cancellations are few enough.
     broadcast = rules.product_cancellations(typed_df).count() <= rules.BROADCAST_CANCELLATIONS
@@ -171,7 +220,15 @@ def clean_transactions(
     marked_df = before_clipping_df.transform(
         rules.with_clipped_outliers, quantity=quantity_bounds, price=price_bounds
     )
-    return CleanedLines(marked_df, quantity_bounds, price_bounds, input_rows, deduplicated_rows)
+    return CleanedLines(
+        marked_df,
+        quantity_bounds,
+        price_bounds,
+        input_rows,
+        deduplicated_rows,
+        repeat_lines,
+        date_formats,
+    )
 
 
 def quarantine_rows(bronze_df: DataFrame, marked_df: DataFrame, run_id: str) -> DataFrame:
@@ -192,10 +249,14 @@ def _ledger_entries(result: SilverResult, counts: dict[str, int]) -> list[Ledger
             rows_in=result.bronze_rows,
             rows_out=result.bronze_rows - result.duplicates_removed,
             rows_removed=result.duplicates_removed,
+            detail={"identical_lines_kept_as_purchases": result.repeat_lines},
         )
     ]
     rows = result.bronze_rows - result.duplicates_removed
     details = {
+        "parse_types": {
+            "date_formats": {f.file: f.pattern for f in result.date_formats},
+        },
         "fill_customer_id": {"customer_ids_imputed": counts["customer_imputed"]},
         "separate_non_product": {"non_product_lines": counts["non_product"]},
         "match_cancellations": {"returns_matched": counts["returns"]},
@@ -244,7 +305,12 @@ def silver_run_id(bronze_version: int, config: SilverConfig) -> str:
     """Names the input of a silver run: the bronze data version (maintenance commits such as
     OPTIMIZE do not count) and a digest of the rule parameters."""
     params = json.dumps(
-        [config.iqr_multiplier, sorted(config.non_product_codes), list(config.timestamp_formats)]
+        [
+            config.iqr_multiplier,
+            sorted(config.non_product_codes),
+            [f[0] for f in rules.date_candidates(config.date_format)],
+            sorted({t.strip().lower() for t in config.null_tokens}),
+        ]
     )
     return f"silver:bronze_v{bronze_version}:{hashlib.sha256(params.encode()).hexdigest()[:8]}"
 
@@ -263,8 +329,140 @@ def _bronze_commit(lakehouse: Lakehouse) -> DataCommit:
     return lakehouse.data_commit(BRONZE_TRANSACTIONS)
 
 
+# The option that usually fixes a batch whose every line one rule rejected.
+_FIXES: dict[str, str] = {
+    "malformed_record": "declare the separator with --delimiter (',', ';', tab, '|' or "
+    "'whitespace') or the character set with --encoding",
+    "missing_invoice": "name the invoice column with --column-mapping",
+    "unparseable_invoice_date": "declare the date format with --date-format (a Spark datetime "
+    "pattern, e.g. 'yyyyMMdd' or 'd/M/yyyy H:mm'), or name the date column with "
+    "--column-mapping",
+    "invoice_date_in_future": "check the file's dates; if day and month are swapped, declare "
+    "the format with --date-format",
+    "invalid_quantity": "name the quantity column with --column-mapping",
+    "zero_quantity": "name the quantity column with --column-mapping",
+    "invalid_price": "name the price or amount column with --column-mapping",
+    "missing_customer_id": "name the customer column with --column-mapping, or narrow "
+    "--null-tokens if real customer ids were read as missing",
+    "unmatched_cancellation": "land the orders the cancellations refer to",
+    "negative_price": "name the price column with --column-mapping",
+    "zero_price_without_reference": "name the price or amount column with --column-mapping",
+}
+
+# The bronze column whose raw text shows why a rule rejected a line.
+_RAW_COLUMN: dict[str, str] = {
+    "malformed_record": "_raw_record",
+    "missing_invoice": "invoice",
+    "unparseable_invoice_date": "invoice_date",
+    "invoice_date_in_future": "invoice_date",
+    "invalid_quantity": "quantity",
+    "zero_quantity": "quantity",
+    "invalid_price": "price",
+    "missing_customer_id": "customer_id",
+    "negative_price": "price",
+    "zero_price_without_reference": "price",
+}
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """Lines of one bronze batch per quarantine rule (None: kept in silver), and its files."""
+
+    batch_id: str
+    files: tuple[str, ...]
+    by_rule: dict[str | None, int]
+
+    @property
+    def is_all_quarantined(self) -> bool:
+        """True when no line reached silver and some were quarantined."""
+        return self.by_rule.get(None, 0) == 0 and sum(self.by_rule.values()) > 0
+
+
+def count_by_batch(marked_df: DataFrame) -> tuple[list[BatchCounts], dict[str, int]]:
+    """Lines per batch and rule, and the ledger's counts of the kept lines (one Spark action;
+    a row per batch, file and rule returns)."""
+    kept = rules.is_kept()
+    flags = {
+        "customer_imputed": F.col("is_customer_imputed"),
+        "non_product": F.col("line_type") == rules.LINE_NON_PRODUCT,
+        "returns": F.col("line_type") == rules.LINE_RETURN,
+        "price_imputed": F.col("is_price_imputed"),
+        "quantity_clipped": F.col("is_quantity_clipped"),
+        "price_clipped": F.col("is_price_clipped"),
+    }
+    rows = (
+        marked_df.groupBy("_batch_id", "_source_file", QUARANTINE_RULE)
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            *[F.count_if(kept & condition).alias(name) for name, condition in flags.items()],
+        )
+        .collect()
+    )
+    files: dict[str, set[str]] = {}
+    by_batch: dict[str, dict[str | None, int]] = {}
+    counts = dict.fromkeys(flags, 0)
+    for row in rows:
+        files.setdefault(row["_batch_id"], set()).add(row["_source_file"])
+        rule_counts = by_batch.setdefault(row["_batch_id"], {})
+        rule_counts[row[QUARANTINE_RULE]] = rule_counts.get(row[QUARANTINE_RULE], 0) + row["rows"]
+        for name in flags:
+            counts[name] += row[name]
+    batches = [BatchCounts(b, tuple(sorted(files[b])), r) for b, r in sorted(by_batch.items())]
+    return batches, counts
+
+
+def check_batches(
+    batches: Sequence[BatchCounts], samples: Callable[[str, str, str], list[str]]
+) -> None:
+    """Refuse a run in which a bronze batch lost every line to quarantine.
+
+    `samples(batch_id, rule, column)` returns up to two raw values of the batch's lines the rule
+    rejected. Raises QuarantinedBatchError in one sentence: how many lines, the dominant rule,
+    two sample values and the option that fixes it.
+    """
+    for batch in batches:
+        if not batch.is_all_quarantined:
+            continue
+        total = sum(batch.by_rule.values())
+        rule, rejected = max(
+            ((r, n) for r, n in batch.by_rule.items() if r is not None), key=lambda x: x[1]
+        )
+        column = _RAW_COLUMN.get(rule)
+        examples = samples(batch.batch_id, rule, column) if column else []
+        shown = ", ".join(repr(v) for v in examples) or "no value"
+        files = ", ".join(batch.files[:3]) + (" ..." if len(batch.files) > 3 else "")
+        raise QuarantinedBatchError(
+            f"silver: all {total:,} lines of bronze batch {batch.batch_id} ({files}) were "
+            f"quarantined, {rejected:,} of them as {rule} ({column or 'line'} e.g. {shown}); "
+            f"{_FIXES.get(rule, 'see silver_quarantine for the reasons')}"
+        )
+
+
+def _raw_samples(bronze_df: DataFrame, marked_df: DataFrame):
+    def samples(batch_id: str, rule: str, column: str) -> list[str]:
+        rejected = marked_df.where(
+            (F.col("_batch_id") == batch_id) & (F.col(QUARANTINE_RULE) == rule)
+        ).select("_row_id")
+        rows = (
+            bronze_df.join(rejected, "_row_id", "left_semi")
+            .select(F.col(column).alias("value"))
+            .orderBy("_row_id")
+            .limit(2)
+            .collect()
+        )
+        return [r["value"] for r in rows]
+
+    return samples
+
+
 def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig) -> SilverResult:
-    """Rebuild the silver tables from the current bronze version and record the ledger."""
+    """Rebuild the silver tables from the current bronze version and record the ledger.
+
+    Raises:
+        AmbiguousDateError: a file's dates fit both month-first and day-first formats.
+        QuarantinedBatchError: every line of a bronze batch was quarantined (nothing written).
+        LedgerImbalanceError: the written rows do not add up to bronze's.
+    """
     bronze = _bronze_commit(lakehouse)
     run_id = silver_run_id(bronze.version, config)
     bronze_df = lakehouse.read(BRONZE_TRANSACTIONS, version=bronze.latest_version)
@@ -273,50 +471,48 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
             bronze_df,
             config.iqr_multiplier,
             config.non_product_codes,
-            config.timestamp_formats,
+            config.date_format,
+            config.null_tokens,
             keep=intermediates.keep,
         )
+        batches, counts = count_by_batch(cleaned.marked_df)
+        check_batches(batches, _raw_samples(bronze_df, cleaned.marked_df))
         kept_df = cleaned.marked_df.where(rules.is_kept()).select(*SILVER_COLUMNS)
         lakehouse.overwrite(kept_df, SILVER_TRANSACTIONS)
+        silver_rows = lakehouse.last_commit_rows(SILVER_TRANSACTIONS)
         lakehouse.overwrite(
             quarantine_rows(bronze_df, cleaned.marked_df, run_id), SILVER_QUARANTINE
         )
-    silver_df = lakehouse.read(SILVER_TRANSACTIONS)
-    lakehouse.overwrite(build_products(silver_df), SILVER_PRODUCTS)
+        quarantined_rows = lakehouse.last_commit_rows(SILVER_QUARANTINE)
+    lakehouse.overwrite(build_products(lakehouse.read(SILVER_TRANSACTIONS)), SILVER_PRODUCTS)
 
-    counts = (
-        silver_df.agg(
-            F.count(F.lit(1)).alias("silver"),
-            F.count_if(F.col("is_customer_imputed")).alias("customer_imputed"),
-            F.count_if(F.col("line_type") == rules.LINE_NON_PRODUCT).alias("non_product"),
-            F.count_if(F.col("line_type") == rules.LINE_RETURN).alias("returns"),
-            F.count_if(F.col("is_price_imputed")).alias("price_imputed"),
-            F.count_if(F.col("is_quantity_clipped")).alias("quantity_clipped"),
-            F.count_if(F.col("is_price_clipped")).alias("price_clipped"),
-        )
-        .first()
-        .asDict()
-    )
-    by_rule = {
-        r[QUARANTINE_RULE]: r["count"]
-        for r in lakehouse.read(SILVER_QUARANTINE).groupBy(QUARANTINE_RULE).count().collect()
-    }
+    by_rule: dict[str, int] = {}
+    for batch in batches:
+        for rule, n in batch.by_rule.items():
+            if rule is not None:
+                by_rule[rule] = by_rule.get(rule, 0) + n
     bronze_rows, deduplicated_rows = cleaned.input_rows, cleaned.deduplicated_rows
     result = SilverResult(
         run_id=run_id,
         bronze_rows=bronze_rows,
         duplicates_removed=bronze_rows - deduplicated_rows,
-        silver_rows=counts["silver"],
-        quarantined_rows=sum(by_rule.values()),
+        silver_rows=silver_rows,
+        quarantined_rows=quarantined_rows,
         quarantine_by_rule=by_rule,
         quantity_bounds=cleaned.quantity_bounds,
         price_bounds=cleaned.price_bounds,
+        repeat_lines=cleaned.repeat_lines,
+        date_formats=cleaned.date_formats,
     )
     unknown = set(by_rule) - {r for reasons in RULE_REASONS.values() for r in reasons}
-    if unknown or result.silver_rows + result.quarantined_rows != deduplicated_rows:
+    if (
+        unknown
+        or silver_rows + quarantined_rows != deduplicated_rows
+        or quarantined_rows != sum(by_rule.values())
+    ):
         raise LedgerImbalanceError(
-            f"{run_id}: bronze {bronze_rows} != silver {result.silver_rows} + quarantine "
-            f"{result.quarantined_rows} + duplicates {result.duplicates_removed}"
+            f"{run_id}: bronze {bronze_rows} != silver {silver_rows} + quarantine "
+            f"{quarantined_rows} + duplicates {result.duplicates_removed}"
             + (f"; unknown quarantine rules {sorted(unknown)}" if unknown else "")
         )
     record_ledger(lakehouse, _ledger_entries(result, counts))
@@ -337,6 +533,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[bool, SilverConfig]:
         default=",".join(rules.DEFAULT_NON_PRODUCT_CODES),
         help="comma-separated StockCodes that are fees/postage/adjustments, not products",
     )
+    add_cleaning_arguments(parser)
     parser.add_argument(
         "--force",
         action="store_true",
@@ -349,6 +546,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[bool, SilverConfig]:
         tables=table_config_from_args(args),
         iqr_multiplier=args.iqr_multiplier,
         non_product_codes=codes,
+        date_format=args.date_format or None,
+        null_tokens=parse_null_tokens(args.null_tokens),
     )
 
 
@@ -369,4 +568,14 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"silver: {result.bronze_rows} bronze rows -> {result.silver_rows} silver, "
         f"{result.quarantined_rows} quarantined, {result.duplicates_removed} duplicates removed"
+        + (
+            f", {result.repeat_lines} identical lines kept as purchases (no invoice numbers)"
+            if result.repeat_lines
+            else ""
+        )
     )
+    for detected in result.date_formats:
+        print(
+            f"  {detected.file}: dates as {detected.pattern or 'no known format'} "
+            f"({detected.parsed:,} of {detected.values:,} values)"
+        )

@@ -9,11 +9,19 @@ import json
 
 import pytest
 from chispa import assert_df_equality
+from landing_files import (
+    GOOD_LINES,
+    HEADER,
+    assert_balanced,
+    ingest,
+    quarantined,
+    silver,
+    write_landed,
+)
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
 from retail_segmentation.bronze.columns import SourceFormat
-from retail_segmentation.bronze.task import BronzeConfig, ingest_bronze
 from retail_segmentation.common.errors import IngestError
 from retail_segmentation.common.tables import (
     BRONZE_TRANSACTIONS,
@@ -23,76 +31,17 @@ from retail_segmentation.common.tables import (
     SILVER_TRANSACTIONS,
 )
 from retail_segmentation.gold.task import GoldConfig, build_gold
-from retail_segmentation.silver.task import SilverConfig, build_silver
 
 pytestmark = pytest.mark.faults
-
-HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
-# A few good lines every landing folder below also holds: two customers, three products.
-GOOD_LINES = (
-    "536365,85123A,WHITE HANGING HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
-    "536365,71053,WHITE METAL LANTERN,6,2010-12-01 08:26:00,3.39,17850.0,United Kingdom",
-    "536366,22633,HAND WARMER UNION JACK,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom",
-    "536367,84879,ASSORTED COLOUR BIRD,32,2010-12-01 08:34:00,1.69,13047.0,United Kingdom",
-    "536368,22960,JAM MAKING SET,6,2010-12-02 08:34:00,4.25,13047.0,United Kingdom",
-    "536369,85123A,WHITE HANGING HEART,4,2010-12-03 09:00:00,2.55,13047.0,United Kingdom",
-)
-
-
-def _write(folder, name: str, lines, encoding: str = "utf-8", header: str = HEADER):
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    text = "\n".join([header, *lines] if header is not None else list(lines))
-    path.write_bytes((text + "\n").encode(encoding) if text else b"")
-    return path
-
-
-def _ingest(spark, lakehouse, landing, source_format: SourceFormat | None = None):
-    config = BronzeConfig(str(landing), source_format or SourceFormat(), lakehouse.config)
-    return ingest_bronze(spark, lakehouse, config)
-
-
-def _silver(spark, lakehouse):
-    return build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config))
-
-
-def _quarantined(lakehouse) -> dict[str, list[str]]:
-    """rule -> the invoices it quarantined."""
-    rows = (
-        lakehouse.read(SILVER_QUARANTINE)
-        .groupBy("_quarantine_rule")
-        .agg(F.sort_array(F.collect_list(F.coalesce("invoice", F.lit("?")))).alias("invoices"))
-        .collect()
-    )
-    return {r["_quarantine_rule"]: list(r["invoices"]) for r in rows}
-
-
-def _assert_balanced(lakehouse, result) -> None:
-    """bronze = silver + quarantine + removed duplicates, in the tables and in the ledger."""
-    bronze = lakehouse.read(BRONZE_TRANSACTIONS).count()
-    silver = lakehouse.read(SILVER_TRANSACTIONS).count()
-    quarantine = lakehouse.read(SILVER_QUARANTINE).count()
-    assert bronze == silver + quarantine + result.duplicates_removed
-    balance = (
-        lakehouse.read(PIPELINE_LEDGER)
-        .where((F.col("run_id") == result.run_id) & (F.col("rule") == "balance"))
-        .first()
-    )
-    assert (balance.rows_in, balance.rows_out, balance.rows_quarantined) == (
-        bronze,
-        silver,
-        quarantine,
-    )
-    assert balance.rows_removed == result.duplicates_removed
 
 
 def test_an_empty_file_and_a_header_only_file_add_nothing(spark, lakehouse, tmp_path):
     landing = tmp_path / "landing"
-    _write(landing, "good.csv", GOOD_LINES)
-    _write(landing, "empty.csv", [], header=None)
-    _write(landing, "header_only.csv", [])
+    write_landed(landing, "good.csv", GOOD_LINES)
+    write_landed(landing, "empty.csv", [], header=None)
+    write_landed(landing, "header_only.csv", [])
 
-    result = _ingest(spark, lakehouse, landing)
+    result = ingest(spark, lakehouse, landing)
 
     assert result.rows_ingested == len(GOOD_LINES)
     # both are ingested as files (their lines: none), so they are not read again next run
@@ -100,21 +49,21 @@ def test_an_empty_file_and_a_header_only_file_add_nothing(spark, lakehouse, tmp_
         "good.csv",
         "header_only.csv",
     ]
-    _assert_balanced(lakehouse, _silver(spark, lakehouse))
+    assert_balanced(lakehouse, silver(spark, lakehouse))
 
 
 def test_a_missing_required_column_is_one_error_naming_the_file_and_nothing_is_ingested(
     spark, lakehouse, tmp_path
 ):
     landing = tmp_path / "landing"
-    _write(landing, "a_good.csv", GOOD_LINES)
+    write_landed(landing, "a_good.csv", GOOD_LINES)
     no_customer = HEADER.replace(",Customer ID", "")
-    bad = _write(
+    bad = write_landed(
         landing, "b_no_customer.csv", ["1,X,THING,1,2010-12-01 08:00:00,1.0,UK"], header=no_customer
     )
 
     with pytest.raises(IngestError) as failure:
-        _ingest(spark, lakehouse, landing)
+        ingest(spark, lakehouse, landing)
 
     message = str(failure.value)
     assert message.startswith(f"file:{bad}: missing required column(s) ['customer_id']")
@@ -126,30 +75,32 @@ def test_a_missing_required_column_is_one_error_naming_the_file_and_nothing_is_i
 def test_extra_unknown_columns_are_kept_as_json(spark, lakehouse, tmp_path):
     landing = tmp_path / "landing"
     header = HEADER + ",Channel,Coupon"
-    _write(landing, "extra.csv", [line + ",web,XMAS10" for line in GOOD_LINES[:2]], header=header)
+    write_landed(
+        landing, "extra.csv", [line + ",web,XMAS10" for line in GOOD_LINES[:2]], header=header
+    )
 
-    _ingest(spark, lakehouse, landing)
+    ingest(spark, lakehouse, landing)
 
     extras = [json.loads(r[0]) for r in lakehouse.read(BRONZE_TRANSACTIONS).select(
         "_extra_columns").collect()]  # fmt: skip
     assert extras == [{"Channel": "web", "Coupon": "XMAS10"}] * 2
-    result = _silver(spark, lakehouse)
+    result = silver(spark, lakehouse)
     assert result.silver_rows == 2
-    _assert_balanced(lakehouse, result)
+    assert_balanced(lakehouse, result)
 
 
 def test_a_semicolon_file_is_read_like_a_comma_file(spark, lakehouse, tmp_path):
     landing = tmp_path / "landing"
-    _write(landing, "semicolon.csv", [line.replace(",", ";") for line in GOOD_LINES],
+    write_landed(landing, "semicolon.csv", [line.replace(",", ";") for line in GOOD_LINES],
            header=HEADER.replace(",", ";"))  # fmt: skip
 
-    _ingest(spark, lakehouse, landing)
-    result = _silver(spark, lakehouse)
+    ingest(spark, lakehouse, landing)
+    result = silver(spark, lakehouse)
 
     assert result.silver_rows == len(GOOD_LINES)
     first = lakehouse.read(SILVER_TRANSACTIONS).where("invoice = '536367'").first()
     assert (first.customer_id, first.quantity_original, first.price) == ("13047", 32, 1.69)
-    _assert_balanced(lakehouse, result)
+    assert_balanced(lakehouse, result)
 
 
 LATIN1_LINE = "536370,22728,ALARM CLOCK CAFÉ ROSÉ,2,2010-12-03 10:00:00,3.75,12583.0,France"
@@ -157,27 +108,27 @@ LATIN1_LINE = "536370,22728,ALARM CLOCK CAFÉ ROSÉ,2,2010-12-03 10:00:00,3.75,1
 
 def test_a_latin1_file_read_as_latin1_keeps_its_accents(spark, lakehouse, tmp_path):
     landing = tmp_path / "landing"
-    _write(landing, "latin1.csv", [*GOOD_LINES, LATIN1_LINE], encoding="latin-1")
+    write_landed(landing, "latin1.csv", [*GOOD_LINES, LATIN1_LINE], encoding="latin-1")
 
-    result = _ingest(spark, lakehouse, landing, SourceFormat(encoding="ISO-8859-1"))
+    result = ingest(spark, lakehouse, landing, SourceFormat(encoding="ISO-8859-1"))
 
     assert result.undecodable_rows == 0
     row = lakehouse.read(BRONZE_TRANSACTIONS).where("invoice = '536370'").first()
     assert row.description == "ALARM CLOCK CAFÉ ROSÉ"
-    _assert_balanced(lakehouse, _silver(spark, lakehouse))
+    assert_balanced(lakehouse, silver(spark, lakehouse))
 
 
 def test_a_latin1_file_read_as_utf8_is_flagged_not_dropped(spark, lakehouse, tmp_path, caplog):
     landing = tmp_path / "landing"
-    _write(landing, "latin1.csv", [*GOOD_LINES, LATIN1_LINE], encoding="latin-1")
+    write_landed(landing, "latin1.csv", [*GOOD_LINES, LATIN1_LINE], encoding="latin-1")
 
-    result = _ingest(spark, lakehouse, landing)  # the default, UTF-8
+    result = ingest(spark, lakehouse, landing)  # the default, UTF-8
 
     assert (result.rows_ingested, result.undecodable_rows) == (len(GOOD_LINES) + 1, 1)
     assert "declare the files' encoding with --encoding" in caplog.text
     row = lakehouse.read(BRONZE_TRANSACTIONS).where("invoice = '536370'").first()
     assert row.description == "ALARM CLOCK CAF\ufffd ROS\ufffd"
-    _assert_balanced(lakehouse, _silver(spark, lakehouse))
+    assert_balanced(lakehouse, silver(spark, lakehouse))
 
 
 def test_undecodable_rows_are_counted_even_when_spark_connect_observes_nothing(
@@ -186,10 +137,10 @@ def test_undecodable_rows_are_counted_even_when_spark_connect_observes_nothing(
     """Over Spark Connect a Delta write can return an empty Observation ({}); bronze then
     counts the batch's undecodable rows in the table it just committed."""
     landing = tmp_path / "landing"
-    _write(landing, "latin1.csv", [*GOOD_LINES, LATIN1_LINE], encoding="latin-1")
+    write_landed(landing, "latin1.csv", [*GOOD_LINES, LATIN1_LINE], encoding="latin-1")
     monkeypatch.setattr(Observation, "get", property(lambda self: {}))
 
-    result = _ingest(spark, lakehouse, landing)
+    result = ingest(spark, lakehouse, landing)
 
     assert (result.rows_ingested, result.undecodable_rows) == (len(GOOD_LINES) + 1, 1)
     ledger = lakehouse.read(PIPELINE_LEDGER).where(f"run_id = 'bronze:{result.batch_id}'")
@@ -209,12 +160,12 @@ def test_values_that_cannot_be_typed_are_quarantined_with_their_rule(spark, lake
         '900008,85123A,"HEART, BIG,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom',
         "900009,85123A,HEART,0,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
     ]
-    _write(landing, "dirty.csv", [*GOOD_LINES, *bad_lines])
+    write_landed(landing, "dirty.csv", [*GOOD_LINES, *bad_lines])
 
-    _ingest(spark, lakehouse, landing)
-    result = _silver(spark, lakehouse)
+    ingest(spark, lakehouse, landing)
+    result = silver(spark, lakehouse)
 
-    assert _quarantined(lakehouse) == {
+    assert quarantined(lakehouse) == {
         "invalid_quantity": ["900001", "900002"],
         "unparseable_invoice_date": ["900003"],
         "invoice_date_in_future": ["900004"],
@@ -231,7 +182,7 @@ def test_values_that_cannot_be_typed_are_quarantined_with_their_rule(spark, lake
     assert (details["900001"], details["900003"], details["900005"]) == ("ten", "31/31/2010 08:26",
                                                                          "-4.0")  # fmt: skip
     assert result.silver_rows == len(GOOD_LINES)
-    _assert_balanced(lakehouse, result)
+    assert_balanced(lakehouse, result)
 
 
 def test_an_absurd_price_is_clipped_and_flagged_with_the_original_kept(spark, lakehouse, tmp_path):
@@ -239,10 +190,10 @@ def test_an_absurd_price_is_clipped_and_flagged_with_the_original_kept(spark, la
     absurd = (
         "900010,85123A,WHITE HANGING HEART,6,2010-12-04 08:26:00,99999.0,13047.0,United Kingdom"
     )
-    _write(landing, "prices.csv", [*GOOD_LINES, absurd])
+    write_landed(landing, "prices.csv", [*GOOD_LINES, absurd])
 
-    _ingest(spark, lakehouse, landing)
-    result = _silver(spark, lakehouse)
+    ingest(spark, lakehouse, landing)
+    result = silver(spark, lakehouse)
 
     row = lakehouse.read(SILVER_TRANSACTIONS).where("invoice = '900010'").first()
     assert row.is_price_clipped and row.price_original == 99999.0
@@ -253,20 +204,20 @@ def test_an_absurd_price_is_clipped_and_flagged_with_the_original_kept(spark, la
         .detail
     )
     assert row.price == bounds["price"]["upper"] < 10  # the upper IQR bound, not 99,999
-    _assert_balanced(lakehouse, result)
+    assert_balanced(lakehouse, result)
 
 
 def test_a_file_landed_twice_under_another_name_adds_nothing(spark, lakehouse, tmp_path):
     landing = tmp_path / "landing"
-    _write(landing, "2010-12.csv", GOOD_LINES)
-    first = _ingest(spark, lakehouse, landing)
-    _write(landing / "again", "2010-12 (1).csv", GOOD_LINES)  # the same bytes
+    write_landed(landing, "2010-12.csv", GOOD_LINES)
+    first = ingest(spark, lakehouse, landing)
+    write_landed(landing / "again", "2010-12 (1).csv", GOOD_LINES)  # the same bytes
 
-    second = _ingest(spark, lakehouse, landing)
+    second = ingest(spark, lakehouse, landing)
 
     assert (first.rows_ingested, second.rows_ingested, second.files_skipped) == (6, 0, 2)
     assert lakehouse.read(BRONZE_TRANSACTIONS).count() == len(GOOD_LINES)
-    _assert_balanced(lakehouse, _silver(spark, lakehouse))
+    assert_balanced(lakehouse, silver(spark, lakehouse))
 
 
 def test_a_customer_whose_every_line_is_cancelled_never_reaches_gold(spark, lakehouse, tmp_path):
@@ -275,14 +226,14 @@ def test_a_customer_whose_every_line_is_cancelled_never_reaches_gold(spark, lake
         "C900020,85123A,WHITE HANGING HEART,-6,2010-12-05 10:00:00,2.55,19999.0,France",
         "C900021,22633,HAND WARMER UNION JACK,-2,2010-12-05 11:00:00,1.85,19999.0,France",
     ]
-    _write(landing, "returns.csv", [*GOOD_LINES, *cancelled])
+    write_landed(landing, "returns.csv", [*GOOD_LINES, *cancelled])
 
-    _ingest(spark, lakehouse, landing)
-    result = _silver(spark, lakehouse)
+    ingest(spark, lakehouse, landing)
+    result = silver(spark, lakehouse)
     build_gold(spark, lakehouse, GoldConfig(tables=lakehouse.config))
 
-    assert _quarantined(lakehouse) == {"unmatched_cancellation": ["C900020", "C900021"]}
+    assert quarantined(lakehouse) == {"unmatched_cancellation": ["C900020", "C900021"]}
     customers = lakehouse.read(GOLD_CUSTOMER_RFM).select("customer_id")
     expected = spark.createDataFrame([("13047",), ("17850",)], "customer_id string")
     assert_df_equality(customers, expected, ignore_row_order=True, ignore_nullable=True)
-    _assert_balanced(lakehouse, result)
+    assert_balanced(lakehouse, result)

@@ -67,6 +67,7 @@ def test_every_option_of_every_command_says_its_default():
         "sql",
         "generate",
         "benchmark",
+        "benchmark-silhouette",
         "upload",
         "run-job",
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retail_segmentation.bronze.columns import SourceFormat, detect_delimiter, map_header
+from retail_segmentation.bronze.columns import SourceFormat, map_header
 from retail_segmentation.common.errors import ConfigError, IngestError
 
 II = [
@@ -76,11 +76,3 @@ def test_source_format_validation():
         SourceFormat.from_json("{customer_id: x}")
     with pytest.raises(ConfigError, match="delimiter"):
         SourceFormat(delimiter=";;")
-
-
-@pytest.mark.parametrize(
-    ("line", "expected"),
-    [("a,b,c", ","), ("a;b;c", ";"), ("a\tb\tc", "\t"), ("a|b", "|"), ("single", ",")],
-)
-def test_detect_delimiter(line, expected):
-    assert detect_delimiter(line) == expected

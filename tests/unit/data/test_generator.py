@@ -19,6 +19,7 @@ from retail_segmentation.data.generator import (
     HEADERS,
     NON_PRODUCT_CODES,
     PROFILE_NAMES,
+    TRUTH_FILE,
     GeneratorConfig,
     generate_transactions,
     main,
@@ -55,7 +56,7 @@ def _read(spark, out: Path) -> DataFrame:
 
 
 def _read_profiles(spark, out: Path) -> DataFrame:
-    return spark.read.option("header", True).csv(str(out / "truth" / "customer_profiles.csv"))
+    return spark.read.option("header", True).csv(str(out / TRUTH_FILE))
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +133,7 @@ def test_same_seed_gives_identical_data(spark, ii_run, ii_df, classic_run):
     assert ii_lines_df.count() == classic_lines_df.count() == II_CONFIG.rows
     assert ii_lines_df.exceptAll(classic_lines_df).count() == 0
     assert classic_lines_df.exceptAll(ii_lines_df).count() == 0
-    assert (ii_out / "truth" / "customer_profiles.csv").read_bytes() == (
-        classic_out / "truth" / "customer_profiles.csv"
-    ).read_bytes()
+    assert (ii_out / TRUTH_FILE).read_bytes() == (classic_out / TRUTH_FILE).read_bytes()
     ii_lines_df.unpersist()
     classic_lines_df.unpersist()
 
@@ -317,9 +316,7 @@ def test_invoice_numbers_increase_with_date(ii_df):
 
 def test_profiles_truth_matches_customers(spark, ii_run, ii_df):
     out, summary = ii_run
-    profiles_df = spark.read.option("header", True).csv(
-        str(out / "truth" / "customer_profiles.csv")
-    )
+    profiles_df = spark.read.option("header", True).csv(str(out / TRUTH_FILE))
     customers_df = (
         ii_df.filter(F.col("Customer ID").isNotNull())
         .select(F.col("Customer ID").cast("double").cast("int").alias("customer_id"))
@@ -336,9 +333,7 @@ def test_profiles_truth_matches_customers(spark, ii_run, ii_df):
 
 def test_profiles_drive_recency_and_frequency(spark, ii_run, ii_df):
     out, _ = ii_run
-    profiles_df = spark.read.option("header", True).csv(
-        str(out / "truth" / "customer_profiles.csv")
-    )
+    profiles_df = spark.read.option("header", True).csv(str(out / TRUTH_FILE))
     sales = ii_df.filter(~F.col("Invoice").startswith("C") & F.col("Customer ID").isNotNull())
     rfm = (
         sales.groupBy(F.col("Customer ID").cast("double").cast("int").alias("customer_id"))

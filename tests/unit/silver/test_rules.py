@@ -8,6 +8,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from retail_segmentation.common.errors import AmbiguousDateError
 from retail_segmentation.silver import rules
 
 TS = dt.datetime
@@ -35,6 +36,7 @@ def _bronze_row(
     customer="13085.0",
     amount=None,
     raw=None,
+    file="f.csv",
 ):
     return (
         row_id,
@@ -49,7 +51,7 @@ def _bronze_row(
         amount,
         raw,
         "b1",
-        "f.csv",
+        file,
         TS(2011, 12, 10),
     )
 
@@ -88,7 +90,9 @@ def test_with_typed_columns_types_values_and_quarantines_what_cannot_be_typed(sp
     source_df = spark.createDataFrame(
         [
             _bronze_row("ok"),
-            _bronze_row("classic", date="12/1/2010 8:26", customer="17850", qty="6.0"),
+            _bronze_row(
+                "classic", date="12/1/2010 8:26", customer="17850", qty="6.0", file="c.csv"
+            ),
             _bronze_row("bad_date", date="31/02/2011 25:61"),
             _bronze_row("bad_qty", qty="twelve"),
             _bronze_row("zero_qty", qty="0"),
@@ -100,7 +104,8 @@ def test_with_typed_columns_types_values_and_quarantines_what_cannot_be_typed(sp
         ],
         BRONZE_DDL,
     )
-    actual = rules.with_typed_columns(source_df).select(
+    formats = {"f.csv": "yyyy-MM-dd HH:mm:ss", "c.csv": "M/d/yyyy H:mm"}
+    actual = rules.with_typed_columns(source_df, date_formats=formats).select(
         "_row_id", "invoice_date", "customer_id", "quantity", "price", "_quarantine_rule"
     )
     expected = spark.createDataFrame(
@@ -346,16 +351,138 @@ def test_iqr_bounds_and_clipping(spark):
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "pattern", "expected"),
     [
-        ("2011-12-09 12:50:00", TS(2011, 12, 9, 12, 50)),
-        ("1/4/2011 10:00", TS(2011, 1, 4, 10)),
-        ("2011-12-09", TS(2011, 12, 9)),
-        ("not a date", None),
-        (None, None),
+        ("2011-12-09 12:50:00", "yyyy-MM-dd HH:mm:ss", TS(2011, 12, 9, 12, 50)),
+        ("1/4/2011 10:00", "M/d/yyyy H:mm", TS(2011, 1, 4, 10)),
+        ("1/4/2011 10:00", "d/M/yyyy H:mm", TS(2011, 4, 1, 10)),
+        ("19970311", "yyyyMMdd", TS(1997, 3, 11)),
+        ("2011-12-09 12:50", "yyyy-MM-dd", None),  # the whole text must fit
+        ("not a date", "yyyy-MM-dd", None),
+        (None, "yyyy-MM-dd", None),
     ],
 )
-def test_parse_timestamp_formats(spark, text, expected):
-    df = spark.createDataFrame([(text,)], "d string")
-    parsed = df.select(rules.parse_timestamp("d", rules.DEFAULT_TIMESTAMP_FORMATS)).first()[0]
-    assert parsed == expected
+def test_parse_invoice_date_with_one_pattern(spark, text, pattern, expected):
+    df = spark.createDataFrame([(text, "f.csv")], "invoice_date string, _source_file string")
+    assert df.select(rules.parse_invoice_date(pattern)).first()[0] == expected
+
+
+def test_parse_invoice_date_per_file(spark):
+    source_df = spark.createDataFrame(
+        [("1/4/2011 10:00", "us.csv"), ("1/4/2011 10:00", "uk.csv"), ("1/4/2011", "other.csv")],
+        "invoice_date string, _source_file string",
+    )
+    formats = {"us.csv": "M/d/yyyy H:mm", "uk.csv": "d/M/yyyy H:mm", "other.csv": None}
+    actual = source_df.select("_source_file", rules.parse_invoice_date(formats).alias("ts"))
+    expected = spark.createDataFrame(
+        [("us.csv", TS(2011, 1, 4, 10)), ("uk.csv", TS(2011, 4, 1, 10)), ("other.csv", None)],
+        "_source_file string, ts timestamp",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def _votes(spark, rows):
+    source_df = spark.createDataFrame(rows, "_source_file string, invoice_date string")
+    return [r.asDict() for r in rules.date_format_votes(source_df).collect()]
+
+
+def test_choose_date_formats_picks_the_format_that_parses_most_values(spark):
+    votes = _votes(
+        spark,
+        [
+            ("iso.csv", "2010-12-01 08:26:00"),
+            ("iso.csv", "2010-12-01 08:26:00"),
+            ("iso.csv", "31/02/2011 25:61"),  # fits nothing: quarantined later
+            ("ymd.txt", "19970101"),
+            ("uk.csv", "13/12/2010 08:26"),  # a day above 12 decides
+            ("uk.csv", "1/12/2010 08:26"),
+            ("us.csv", "12/13/2010 8:26"),
+            ("us.csv", "12/1/2010 8:26"),
+            ("bad.csv", "yesterday"),
+            ("bad.csv", None),
+        ],
+    )
+    chosen = {f.file: (f.pattern, f.parsed, f.values) for f in rules.choose_date_formats(votes)}
+    assert chosen == {
+        "iso.csv": ("yyyy-MM-dd HH:mm:ss", 2, 3),
+        "ymd.txt": ("yyyyMMdd", 1, 1),
+        "uk.csv": ("d/M/yyyy H:mm", 2, 2),
+        "us.csv": ("M/d/yyyy H:mm", 2, 2),
+        "bad.csv": (None, 0, 1),
+    }
+
+
+def test_choose_date_formats_refuses_a_file_that_fits_day_first_and_month_first(spark):
+    votes = _votes(spark, [("shop.csv", "1/12/2010 08:26"), ("shop.csv", "12/11/2010 09:00")])
+    with pytest.raises(AmbiguousDateError) as error:
+        rules.choose_date_formats(votes)
+    message = str(error.value)
+    assert "shop.csv" in message and "--date-format" in message
+    assert "'1/12/2010 08:26'" in message and "'12/11/2010 09:00'" in message
+
+
+def test_with_trimmed_text_null_tokens_any_case_in_every_column(spark):
+    source_df = spark.createDataFrame(
+        [
+            _bronze_row("r", customer=" NA "),
+            _bronze_row("p", customer="nan", stock="-", qty="NULL"),
+            _bronze_row("d", customer="None", price="N/A", date="#n/a"),
+            _bronze_row("k", customer="NAB"),  # a token inside a value is a value
+        ],
+        BRONZE_DDL,
+    )
+    actual = rules.with_trimmed_text(source_df).select(
+        "_row_id", "customer_id", "stock_code", "quantity", "price", "invoice_date"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("r", None, "85048", "12", "6.95", "2009-12-01 07:45:00"),
+            ("p", None, None, None, "6.95", "2009-12-01 07:45:00"),
+            ("d", None, "85048", "12", None, None),
+            ("k", "NAB", "85048", "12", "6.95", "2009-12-01 07:45:00"),
+        ],
+        "_row_id string, customer_id string, stock_code string, quantity string, "
+        "price string, invoice_date string",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True)
+
+
+def test_with_trimmed_text_declared_tokens_replace_the_default(spark):
+    source_df = spark.createDataFrame(
+        [_bronze_row("1", customer="NA"), _bronze_row("2", customer="unknown")], BRONZE_DDL
+    )
+    actual = rules.with_trimmed_text(source_df, null_tokens=["Unknown"]).select(
+        "_row_id", "customer_id"
+    )
+    expected = spark.createDataFrame(
+        [("1", "NA"), ("2", None)], "_row_id string, customer_id string"
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("13085.0", "13085"), ("13085.00", "13085"), ("013085", "013085"), ("C-12.0", "C-12.0")],
+)
+def test_customer_ids_are_normalised_once(spark, text, expected):
+    source_df = spark.createDataFrame([_bronze_row("1", customer=text)], BRONZE_DDL)
+    typed = rules.with_typed_columns(source_df, date_formats="yyyy-MM-dd HH:mm:ss")
+    assert typed.select("customer_id").first()[0] == expected
+
+
+def test_identical_lines_without_invoice_numbers_are_separate_purchases(spark):
+    ddl = BRONZE_DDL + ", _defaulted_columns array<string>"
+    source_df = spark.createDataFrame(
+        [
+            (*_bronze_row("a", invoice="AUTO-1"), ["invoice"]),
+            (*_bronze_row("b", invoice="AUTO-1"), ["invoice"]),  # same line, derived invoice
+            (*_bronze_row("c"), []),
+            (*_bronze_row("d"), []),  # same line, the source's invoice: a duplicate
+        ],
+        ddl,
+    )
+    actual = rules.filter_exact_duplicates(source_df).select("_row_id", "is_repeat_line")
+    expected = spark.createDataFrame(
+        [("a", False), ("b", True), ("c", False)], "_row_id string, is_repeat_line boolean"
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)

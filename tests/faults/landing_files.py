@@ -1,0 +1,74 @@
+"""Landing folders the fault tests build, and the checks they share: every raw row accounted
+for (bronze = silver + quarantine + removed duplicates, in the tables and the ledger)."""
+
+from __future__ import annotations
+
+from pyspark.sql import functions as F
+
+from retail_segmentation.bronze.columns import SourceFormat
+from retail_segmentation.bronze.task import BronzeConfig, ingest_bronze
+from retail_segmentation.common.tables import (
+    BRONZE_TRANSACTIONS,
+    PIPELINE_LEDGER,
+    SILVER_QUARANTINE,
+    SILVER_TRANSACTIONS,
+)
+from retail_segmentation.silver.task import SilverConfig, build_silver
+
+HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+# A few good lines every landing folder below also holds: two customers, three products.
+GOOD_LINES = (
+    "536365,85123A,WHITE HANGING HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+    "536365,71053,WHITE METAL LANTERN,6,2010-12-01 08:26:00,3.39,17850.0,United Kingdom",
+    "536366,22633,HAND WARMER UNION JACK,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom",
+    "536367,84879,ASSORTED COLOUR BIRD,32,2010-12-01 08:34:00,1.69,13047.0,United Kingdom",
+    "536368,22960,JAM MAKING SET,6,2010-12-02 08:34:00,4.25,13047.0,United Kingdom",
+    "536369,85123A,WHITE HANGING HEART,4,2010-12-03 09:00:00,2.55,13047.0,United Kingdom",
+)
+
+
+def write_landed(folder, name: str, lines, encoding: str = "utf-8", header: str = HEADER):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    text = "\n".join([header, *lines] if header is not None else list(lines))
+    path.write_bytes((text + "\n").encode(encoding) if text else b"")
+    return path
+
+
+def ingest(spark, lakehouse, landing, source_format: SourceFormat | None = None):
+    config = BronzeConfig(str(landing), source_format or SourceFormat(), lakehouse.config)
+    return ingest_bronze(spark, lakehouse, config)
+
+
+def silver(spark, lakehouse, **options):
+    return build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config, **options))
+
+
+def quarantined(lakehouse) -> dict[str, list[str]]:
+    """rule -> the invoices it quarantined."""
+    rows = (
+        lakehouse.read(SILVER_QUARANTINE)
+        .groupBy("_quarantine_rule")
+        .agg(F.sort_array(F.collect_list(F.coalesce("invoice", F.lit("?")))).alias("invoices"))
+        .collect()
+    )
+    return {r["_quarantine_rule"]: list(r["invoices"]) for r in rows}
+
+
+def assert_balanced(lakehouse, result) -> None:
+    """bronze = silver + quarantine + removed duplicates, in the tables and in the ledger."""
+    bronze = lakehouse.read(BRONZE_TRANSACTIONS).count()
+    silver = lakehouse.read(SILVER_TRANSACTIONS).count()
+    quarantine = lakehouse.read(SILVER_QUARANTINE).count()
+    assert bronze == silver + quarantine + result.duplicates_removed
+    balance = (
+        lakehouse.read(PIPELINE_LEDGER)
+        .where((F.col("run_id") == result.run_id) & (F.col("rule") == "balance"))
+        .first()
+    )
+    assert (balance.rows_in, balance.rows_out, balance.rows_quarantined) == (
+        bronze,
+        silver,
+        quarantine,
+    )
+    assert balance.rows_removed == result.duplicates_removed

@@ -144,7 +144,7 @@ def _is_number(text: str) -> bool:
 def _lines(path: Path) -> int:
     if path.suffix == ".xlsx":
         workbook = openpyxl.load_workbook(path, read_only=True)
-        return sum(max(ws.max_row - 1, 0) for ws in workbook.worksheets)
+        return sum(sum(1 for _ in ws.iter_rows()) - 1 for ws in workbook.worksheets)
     if path.suffix == ".parquet":
         return len(pd.read_parquet(path))
     if path.name.endswith(".gz"):

@@ -32,6 +32,7 @@ EXPECTED = {
     "test_joining_a_server_checks_that_it_has_delta",
     "test_raw_data_to_offers_under_the_serverless_guard",
     "test_maintenance_between_two_runs_recomputes_nothing",
+    "test_excel_parquet_whitespace_and_gzip_over_spark_connect",
 }
 
 

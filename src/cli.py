@@ -23,6 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
+from retail_segmentation.bronze.columns import add_source_arguments
 from retail_segmentation.common.config import add_table_arguments, table_config_from_args
 from retail_segmentation.common.errors import RetailSegError
 from retail_segmentation.silver.options import add_cleaning_arguments, validate_date_format
@@ -486,25 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-task",
         help="start again from this task of the job, e.g. sweep (default: the first, bronze)",
     )
-    run.add_argument(
-        "--encoding",
-        default="UTF-8",
-        help="encoding of the text files, e.g. ISO-8859-1 (default: UTF-8)",
-    )
-    run.add_argument(
-        "--column-mapping",
-        default="",
-        help='JSON {canonical: header} for other files, e.g. {"amount": "Total"}; '
-        '{"customer_id": "_c0", ...} for text files without a header line (default: detect '
-        "the Online Retail headers)",
-    )
-    run.add_argument(
-        "--delimiter",
-        default="",
-        help="field separator of text files: one character, or 'whitespace' for "
-        "whitespace-aligned text (default: detected from each file's first line)",
-    )
-    run.add_argument("--sheet", default="", help="the Excel sheet to read (default: every sheet)")
+    add_source_arguments(run)
     add_cleaning_arguments(run)
     run.add_argument(
         "--report-path",

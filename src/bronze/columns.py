@@ -24,6 +24,7 @@ named in the row's `_defaulted_columns`. Unknown source columns are kept in `_ex
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from collections.abc import Mapping
@@ -191,3 +192,34 @@ def map_header(header: list[str], source_format: SourceFormat, file: str) -> dic
             '{"customer_id": "<header>", "invoice_date": "<header>", "amount": "<header>"}'
         )
     return mapping
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """--encoding, --column-mapping, --delimiter and --sheet (how landed files are read),
+    shared by the bronze task and `retail-seg run`."""
+    parser.add_argument(
+        "--encoding",
+        default="UTF-8",
+        help="character set of the text files, e.g. ISO-8859-1 (default: UTF-8)",
+    )
+    parser.add_argument(
+        "--column-mapping",
+        default="",
+        help='JSON {canonical: source header} for other headers, e.g. {"amount": "Total"}; '
+        '{"customer_id": "_c0", ...} for text files without a header line (default: detect '
+        "the Online Retail headers)",
+    )
+    parser.add_argument(
+        "--delimiter",
+        default="",
+        help="field separator of text files: one character, or 'whitespace' for "
+        "whitespace-aligned text (default: detected from each file's first line)",
+    )
+    parser.add_argument(
+        "--sheet", default="", help="the Excel sheet to read (default: every sheet)"
+    )
+
+
+def source_format_from_args(args: argparse.Namespace) -> SourceFormat:
+    """The parsed `add_source_arguments` options -> SourceFormat."""
+    return SourceFormat.from_json(args.column_mapping, args.encoding, args.delimiter, args.sheet)

@@ -12,7 +12,11 @@ from functools import reduce
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from retail_segmentation.bronze.columns import SourceFormat
+from retail_segmentation.bronze.columns import (
+    SourceFormat,
+    add_source_arguments,
+    source_format_from_args,
+)
 from retail_segmentation.bronze.ingest import (
     BRONZE_SCHEMA,
     LandedFile,
@@ -232,30 +236,12 @@ def parse_args(argv: list[str] | None = None) -> BronzeConfig:
         required=True,
         help=f"folder (or file) of landed files: {READABLE_SUFFIXES}",
     )
-    parser.add_argument(
-        "--encoding", default="UTF-8", help="character set of the files (default: UTF-8)"
-    )
-    parser.add_argument(
-        "--delimiter",
-        default="",
-        help="field separator of text files: one character, or 'whitespace' for "
-        "whitespace-aligned text (default: detected from the first line)",
-    )
-    parser.add_argument(
-        "--sheet", default="", help="the Excel sheet to read (default: every sheet)"
-    )
-    parser.add_argument(
-        "--column-mapping",
-        default="",
-        help='JSON {canonical: source header} for other headers, e.g. {"amount": "Total"}',
-    )
+    add_source_arguments(parser)
     add_table_arguments(parser)
     args = parser.parse_args(argv)
     return BronzeConfig(
         landing_path=args.landing_path,
-        source_format=SourceFormat.from_json(
-            args.column_mapping, args.encoding, args.delimiter, args.sheet
-        ),
+        source_format=source_format_from_args(args),
         tables=table_config_from_args(args),
     )
 

@@ -13,10 +13,10 @@ import argparse
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.config import (
@@ -185,11 +185,12 @@ def clean_transactions(
     first (see `rules.choose_date_formats`). `keep(df,
     name)` holds a frame that several actions read (`Intermediates.keep`); the default
     recomputes it. Spark actions: the bronze count (Delta answers it from its log), the date
-    formats (unless declared), the count of deduplicated lines (which computes the typed lines
-    once), the count of cancellations, and the IQR bounds.
+    formats, the lines per batch and rule after typing (which computes the typed lines once),
+    the count of cancellations, and the IQR bounds.
 
     Raises:
         AmbiguousDateError: a file's dates fit both month-first and day-first formats.
+        QuarantinedBatchError: the typing rules rejected every line of a bronze batch.
     """
     input_rows = bronze_df.count()
     trimmed_df = bronze_df.transform(rules.with_trimmed_text, null_tokens=null_tokens)
@@ -204,10 +205,16 @@ def clean_transactions(
         .transform(rules.with_line_type, non_product_codes=non_product_codes),
         "typed",
     )
-    typed_counts = typed_df.agg(
-        F.count(F.lit(1)).alias("rows"), F.count_if("is_repeat_line").alias("repeats")
-    ).first()
-    deduplicated_rows, repeat_lines = int(typed_counts["rows"]), int(typed_counts["repeats"])
+    # Lines per batch and rule so far: counts the deduplicated lines, and refuses a batch the
+    # typing rules rejected whole before anything is written.
+    typed_rows = (
+        typed_df.groupBy("_batch_id", "_source_file", QUARANTINE_RULE)
+        .agg(F.count(F.lit(1)).alias("rows"), F.count_if("is_repeat_line").alias("repeats"))
+        .collect()
+    )
+    check_batches(batch_counts(typed_rows), _typed_samples(bronze_df, typed_df))
+    deduplicated_rows = sum(r["rows"] for r in typed_rows)
+    repeat_lines = sum(r["repeats"] for r in typed_rows)
     # One row per cancellation, kept so the window behind it runs once; broadcast while the
     # cancellations are few enough.
     broadcast = rules.product_cancellations(typed_df).count() <= rules.BROADCAST_CANCELLATIONS
@@ -378,11 +385,22 @@ class BatchCounts:
         return self.by_rule.get(None, 0) == 0 and sum(self.by_rule.values()) > 0
 
 
-def count_by_batch(marked_df: DataFrame) -> tuple[list[BatchCounts], dict[str, int]]:
-    """Lines per batch and rule, and the ledger's counts of the kept lines (one Spark action;
-    a row per batch, file and rule returns)."""
-    kept = rules.is_kept()
-    flags = {
+def batch_counts(rows: Sequence[Mapping[str, object]]) -> list[BatchCounts]:
+    """Rows of (_batch_id, _source_file, _quarantine_rule, rows) -> one BatchCounts a batch."""
+    files: dict[str, set[str]] = {}
+    by_batch: dict[str, dict[str | None, int]] = {}
+    for row in rows:
+        batch = str(row["_batch_id"])
+        files.setdefault(batch, set()).add(str(row["_source_file"]))
+        by_rule = by_batch.setdefault(batch, {})
+        rule = row[QUARANTINE_RULE]
+        by_rule[rule] = by_rule.get(rule, 0) + int(row["rows"])
+    return [BatchCounts(b, tuple(sorted(files[b])), r) for b, r in sorted(by_batch.items())]
+
+
+def _silver_flags() -> dict[str, Column]:
+    """What the ledger counts among the silver lines."""
+    return {
         "customer_imputed": F.col("is_customer_imputed"),
         "non_product": F.col("line_type") == rules.LINE_NON_PRODUCT,
         "returns": F.col("line_type") == rules.LINE_RETURN,
@@ -390,25 +408,29 @@ def count_by_batch(marked_df: DataFrame) -> tuple[list[BatchCounts], dict[str, i
         "quantity_clipped": F.col("is_quantity_clipped"),
         "price_clipped": F.col("is_price_clipped"),
     }
-    rows = (
-        marked_df.groupBy("_batch_id", "_source_file", QUARANTINE_RULE)
+
+
+def written_counts(lakehouse: Lakehouse) -> tuple[list[BatchCounts], dict[str, int]]:
+    """Lines per batch and rule in the written silver and quarantine tables, and the ledger's
+    counts of silver lines (two aggregations reading a few columns; small results)."""
+    silver_rows = (
+        lakehouse.read(SILVER_TRANSACTIONS)
+        .groupBy("_batch_id", "_source_file")
         .agg(
             F.count(F.lit(1)).alias("rows"),
-            *[F.count_if(kept & condition).alias(name) for name, condition in flags.items()],
+            *[F.count_if(condition).alias(name) for name, condition in _silver_flags().items()],
         )
         .collect()
     )
-    files: dict[str, set[str]] = {}
-    by_batch: dict[str, dict[str | None, int]] = {}
-    counts = dict.fromkeys(flags, 0)
-    for row in rows:
-        files.setdefault(row["_batch_id"], set()).add(row["_source_file"])
-        rule_counts = by_batch.setdefault(row["_batch_id"], {})
-        rule_counts[row[QUARANTINE_RULE]] = rule_counts.get(row[QUARANTINE_RULE], 0) + row["rows"]
-        for name in flags:
-            counts[name] += row[name]
-    batches = [BatchCounts(b, tuple(sorted(files[b])), r) for b, r in sorted(by_batch.items())]
-    return batches, counts
+    quarantine_rows_ = (
+        lakehouse.read(SILVER_QUARANTINE)
+        .groupBy("_batch_id", "_source_file", QUARANTINE_RULE)
+        .agg(F.count(F.lit(1)).alias("rows"))
+        .collect()
+    )
+    rows = [{**r.asDict(), QUARANTINE_RULE: None} for r in silver_rows]
+    counts = {name: sum(r[name] for r in silver_rows) for name in _silver_flags()}
+    return batch_counts([*rows, *[r.asDict() for r in quarantine_rows_]]), counts
 
 
 def check_batches(
@@ -438,13 +460,33 @@ def check_batches(
         )
 
 
-def _raw_samples(bronze_df: DataFrame, marked_df: DataFrame):
+def _typed_samples(bronze_df: DataFrame, typed_df: DataFrame):
+    """Up to two raw bronze values of a batch's lines a typing rule rejected."""
+
     def samples(batch_id: str, rule: str, column: str) -> list[str]:
-        rejected = marked_df.where(
+        rejected = typed_df.where(
             (F.col("_batch_id") == batch_id) & (F.col(QUARANTINE_RULE) == rule)
         ).select("_row_id")
         rows = (
             bronze_df.join(rejected, "_row_id", "left_semi")
+            .select(F.col(column).alias("value"))
+            .orderBy("_row_id")
+            .limit(2)
+            .collect()
+        )
+        return [r["value"] for r in rows]
+
+    return samples
+
+
+def _quarantine_samples(lakehouse: Lakehouse):
+    """Up to two raw values of a batch's lines a rule rejected, from silver_quarantine (which
+    holds the whole bronze row)."""
+
+    def samples(batch_id: str, rule: str, column: str) -> list[str]:
+        rows = (
+            lakehouse.read(SILVER_QUARANTINE)
+            .where((F.col("_batch_id") == batch_id) & (F.col(QUARANTINE_RULE) == rule))
             .select(F.col(column).alias("value"))
             .orderBy("_row_id")
             .limit(2)
@@ -460,7 +502,9 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
 
     Raises:
         AmbiguousDateError: a file's dates fit both month-first and day-first formats.
-        QuarantinedBatchError: every line of a bronze batch was quarantined (nothing written).
+        QuarantinedBatchError: every line of a bronze batch was quarantined: by the typing
+            rules, before anything is written; by later ones, after the writes and before
+            the ledger's balance entry (so the next run redoes silver).
         LedgerImbalanceError: the written rows do not add up to bronze's.
     """
     bronze = _bronze_commit(lakehouse)
@@ -475,8 +519,6 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
             config.null_tokens,
             keep=intermediates.keep,
         )
-        batches, counts = count_by_batch(cleaned.marked_df)
-        check_batches(batches, _raw_samples(bronze_df, cleaned.marked_df))
         kept_df = cleaned.marked_df.where(rules.is_kept()).select(*SILVER_COLUMNS)
         lakehouse.overwrite(kept_df, SILVER_TRANSACTIONS)
         silver_rows = lakehouse.last_commit_rows(SILVER_TRANSACTIONS)
@@ -484,6 +526,11 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
             quarantine_rows(bronze_df, cleaned.marked_df, run_id), SILVER_QUARANTINE
         )
         quarantined_rows = lakehouse.last_commit_rows(SILVER_QUARANTINE)
+    # A batch whose last lines later rules rejected (every one an unmatched cancellation,
+    # say) fails here: written, but without a balance entry, so the next run redoes silver,
+    # and no task after silver runs on it.
+    batches, counts = written_counts(lakehouse)
+    check_batches(batches, _quarantine_samples(lakehouse))
     lakehouse.overwrite(build_products(lakehouse.read(SILVER_TRANSACTIONS)), SILVER_PRODUCTS)
 
     by_rule: dict[str, int] = {}

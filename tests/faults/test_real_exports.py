@@ -226,6 +226,33 @@ def test_a_batch_that_is_all_quarantine_fails_silver_in_one_sentence(spark, lake
     assert_balanced(lakehouse, result)
 
 
+def test_a_batch_of_only_unmatched_cancellations_fails_silver_after_its_writes(
+    spark, lakehouse, tmp_path
+):
+    landing = tmp_path / "landing"
+    write_landed(landing, "good.csv", GOOD_LINES)
+    ingest(spark, lakehouse, landing)
+    silver(spark, lakehouse)
+    write_landed(
+        landing,
+        "returns.csv",
+        [
+            "C536500,22960,JAM MAKING SET,-3,2010-12-04 10:00:00,4.25,17850,United Kingdom",
+            "C536501,22961,JAM JAR,-2,2010-12-04 10:05:00,1.25,13047,United Kingdom",
+        ],
+    )
+    ingest(spark, lakehouse, landing)
+
+    with pytest.raises(QuarantinedBatchError) as error:
+        silver(spark, lakehouse)
+
+    message = str(error.value)
+    assert "all 2 lines" in message and "returns.csv" in message
+    assert "unmatched_cancellation" in message and "land the orders" in message
+    ledger = lakehouse.read(PIPELINE_LEDGER).where(F.col("rule") == "balance").count()
+    assert ledger == 1  # only the first run's: the next run builds silver again
+
+
 def test_a_whitespace_aligned_log_without_header_or_invoice_numbers(spark, lakehouse, tmp_path):
     """The CDNOW shape: customer id, yyyyMMdd date, items, amount, aligned with spaces."""
     landing = tmp_path / "landing"

@@ -46,7 +46,10 @@ from retail_segmentation.silver.task import SilverConfig, build_silver, silver_r
 pytestmark = pytest.mark.faults
 
 SILVER_TABLES = (SILVER_TRANSACTIONS, SILVER_QUARANTINE, SILVER_PRODUCTS)
-SWEEP = SweepParams(k_min=2, k_max=3)
+# KMeans only: Spark MLlib's GaussianMixture can loop forever in LAPACK (dsyev) when a
+# component collapses on a few dozen customers (seen once in CI, depending on the order
+# floating-point sums came in); what this test checks does not depend on the algorithm.
+SWEEP = SweepParams(k_min=2, k_max=4, algorithms=("kmeans",))
 
 
 @pytest.fixture(scope="module")
@@ -200,9 +203,9 @@ def test_the_sweep_killed_during_its_fits_then_rerun_gives_the_same_segments(
     store_a = _score(spark, uninterrupted)
 
     log = tmp_path / "sweep.log"
-    argv = [*_task_args(killed), "--k-range", "2..3", "--engine", "spark"]
+    argv = [*_task_args(killed), "--k-range", "2..4", "--algorithms", "kmeans", "--engine", "spark"]
     process = _start("retail_segmentation.ml.tasks:sweep_main", argv, log)
-    # the fits of k 2..3 take tens of seconds in a process of their own: 5 s in, they are running
+    # the fits of k 2..4 take tens of seconds in a process of their own: 5 s in, they are running
     _kill_when(process, _sweep_started(tmp_path / "b" / "mlflow" / "mlflow.db"), log, after=5)
 
     # the killed sweep left an unfinished parent run with no winner; it is never reused

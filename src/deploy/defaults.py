@@ -1,8 +1,21 @@
 """Defaults and exit codes of the deploy commands, importable without the databricks-sdk
 (which takes a second or two to import) so that `retail-seg --help` stays fast."""
 
-# The same files the bronze task picks up (bronze.ingest.CSV_GLOB, kept in step by a test).
-LANDING_SUFFIXES = (".csv", ".CSV", ".csv.gz", ".txt", ".tsv")
+# The same files the bronze task reads (bronze.readers.file_kind, kept in step by a test),
+# compared in lower case.
+LANDING_SUFFIXES = (
+    ".csv",
+    ".tsv",
+    ".txt",
+    ".dat",
+    ".csv.gz",
+    ".tsv.gz",
+    ".txt.gz",
+    ".dat.gz",
+    ".xlsx",
+    ".xlsm",
+    ".parquet",
+)
 
 # The volume `databricks bundle deploy -t prod` creates: main.retail.landing. A dev deploy
 # prefixes the schema with the deployer's short name: main.dev_<you>_retail.landing.

@@ -160,7 +160,7 @@ class UploadReport:
 
 def is_landing_file(path: Path) -> bool:
     """True for a file the bronze task ingests; hidden and `_` files are skipped, as Spark does."""
-    return not path.name.startswith((".", "_")) and path.name.endswith(LANDING_SUFFIXES)
+    return not path.name.startswith((".", "_")) and path.name.lower().endswith(LANDING_SUFFIXES)
 
 
 def collect_local_files(paths: Iterable[str | Path]) -> list[LocalFile]:

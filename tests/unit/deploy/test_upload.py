@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from retail_segmentation.deploy.upload import (
     LocalPathError,
     UploadConflictError,
     VolumePath,
+    is_landing_file,
     resolve_target,
     upload_files,
 )
@@ -130,20 +132,20 @@ def test_a_missing_local_path_is_named_before_any_request(client, workspace, tmp
     assert [r for r in workspace.requests if r.path.startswith("/api/")] == []
 
 
-def test_a_folder_without_csv_is_named(client, tmp_path):
+def test_a_folder_without_landing_files_is_named(client, tmp_path):
     (tmp_path / "notes.md").write_text("no data here")
     with pytest.raises(LocalPathError) as caught:
         upload_files(client, [tmp_path], VolumePath.parse(LANDING))
     assert str(caught.value) == (
         f"local path '{tmp_path}': the folder holds no file ending in "
-        ".csv, .CSV, .csv.gz, .txt, .tsv"
+        ".csv, .tsv, .txt, .dat, .csv.gz, .tsv.gz, .txt.gz, .dat.gz, .xlsx, .xlsm, .parquet"
     )
 
 
-def test_a_file_that_is_not_csv_is_named(client, tmp_path):
-    (tmp_path / "data.xlsx").write_bytes(b"PK")
-    with pytest.raises(LocalPathError, match=r"data\.xlsx'\: not a landing file"):
-        upload_files(client, [tmp_path / "data.xlsx"], VolumePath.parse(LANDING))
+def test_a_file_bronze_cannot_read_is_named(client, tmp_path):
+    (tmp_path / "data.xls").write_bytes(b"\xd0\xcf")
+    with pytest.raises(LocalPathError, match=r"data\.xls'\: not a landing file"):
+        upload_files(client, [tmp_path / "data.xls"], VolumePath.parse(LANDING))
 
 
 def test_two_files_landing_on_one_name_are_refused(client, tmp_path):
@@ -246,7 +248,8 @@ def test_the_target_defaults_to_the_dev_volume_or_takes_names():
 
 
 def test_uploaded_suffixes_are_those_bronze_ingests():
-    from retail_segmentation.bronze.ingest import CSV_GLOB
+    from retail_segmentation.bronze.readers import READABLE_SUFFIXES, file_kind
 
-    suffixes = CSV_GLOB.removeprefix("*.{").removesuffix("}").split(",")
-    assert [f".{s}" for s in suffixes] == list(LANDING_SUFFIXES)
+    assert sorted(READABLE_SUFFIXES.split(", ")) == sorted(LANDING_SUFFIXES)
+    for name in ("a.CSV", "b.csv.gz", "c.xlsx", "d.snappy.parquet", "e.txt", "f.xls", "g.pdf"):
+        assert is_landing_file(Path(name)) == (file_kind(name) is not None), name

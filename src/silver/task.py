@@ -212,7 +212,8 @@ def clean_transactions(
         .agg(F.count(F.lit(1)).alias("rows"), F.count_if("is_repeat_line").alias("repeats"))
         .collect()
     )
-    check_batches(batch_counts(typed_rows), _typed_samples(bronze_df, typed_df))
+    typed_rules_df = typed_df.select("_row_id", QUARANTINE_RULE)
+    check_batches(batch_counts(typed_rows), _raw_samples(bronze_df.join(typed_rules_df, "_row_id")))
     deduplicated_rows = sum(r["rows"] for r in typed_rows)
     repeat_lines = sum(r["repeats"] for r in typed_rows)
     # One row per cancellation, kept so the window behind it runs once; broadcast while the
@@ -460,33 +461,13 @@ def check_batches(
         )
 
 
-def _typed_samples(bronze_df: DataFrame, typed_df: DataFrame):
-    """Up to two raw bronze values of a batch's lines a typing rule rejected."""
-
-    def samples(batch_id: str, rule: str, column: str) -> list[str]:
-        rejected = typed_df.where(
-            (F.col("_batch_id") == batch_id) & (F.col(QUARANTINE_RULE) == rule)
-        ).select("_row_id")
-        rows = (
-            bronze_df.join(rejected, "_row_id", "left_semi")
-            .select(F.col(column).alias("value"))
-            .orderBy("_row_id")
-            .limit(2)
-            .collect()
-        )
-        return [r["value"] for r in rows]
-
-    return samples
-
-
-def _quarantine_samples(lakehouse: Lakehouse):
-    """Up to two raw values of a batch's lines a rule rejected, from silver_quarantine (which
-    holds the whole bronze row)."""
+def _raw_samples(rejected_df: DataFrame):
+    """`samples` for check_batches: up to two raw values of a batch's lines a rule rejected,
+    from a frame holding each rejected line's bronze columns and its rule."""
 
     def samples(batch_id: str, rule: str, column: str) -> list[str]:
         rows = (
-            lakehouse.read(SILVER_QUARANTINE)
-            .where((F.col("_batch_id") == batch_id) & (F.col(QUARANTINE_RULE) == rule))
+            rejected_df.where((F.col("_batch_id") == batch_id) & (F.col(QUARANTINE_RULE) == rule))
             .select(F.col(column).alias("value"))
             .orderBy("_row_id")
             .limit(2)
@@ -530,7 +511,7 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
     # say) fails here: written, but without a balance entry, so the next run redoes silver,
     # and no task after silver runs on it.
     batches, counts = written_counts(lakehouse)
-    check_batches(batches, _quarantine_samples(lakehouse))
+    check_batches(batches, _raw_samples(lakehouse.read(SILVER_QUARANTINE)))
     lakehouse.overwrite(build_products(lakehouse.read(SILVER_TRANSACTIONS)), SILVER_PRODUCTS)
 
     by_rule: dict[str, int] = {}

@@ -93,6 +93,11 @@ def commit_rows(operation: str, metrics: dict | None) -> int:
     return int(metrics.get("numOutputRows", 0))
 
 
+def sql_string(value: str) -> str:
+    """`value` as a quoted Spark SQL string literal (backslashes and quotes escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 @dataclass(frozen=True)
 class Lakehouse:
     """Reads, writes and names the project's Delta tables for one catalog/schema."""
@@ -194,16 +199,18 @@ class Lakehouse:
     def replace_where(self, df: DataFrame, table: str, column: str, value: str) -> None:
         """Replace the rows where `column` = `value` with `df` in one Delta commit (creating
         the table if needed): rewriting the same key twice leaves one copy."""
+        self.replace_where_condition(
+            df, table, f"{validate_identifier(column, 'column')} = {sql_string(value)}"
+        )
+
+    def replace_where_condition(self, df: DataFrame, table: str, condition: str) -> None:
+        """Replace the rows matching the SQL `condition` with `df` (whose rows must all match
+        it) in one Delta commit, creating the table if needed. Build `condition` from
+        validated identifiers and `sql_string` literals only."""
         if not self.exists(table):
             self._save(df, table, "append")
             return
-        literal = value.replace("\\", "\\\\").replace("'", "\\'")
-        self._save(
-            df,
-            table,
-            "overwrite",
-            replace_where=f"{validate_identifier(column, 'column')} = '{literal}'",
-        )
+        self._save(df, table, "overwrite", replace_where=condition)
 
     def _save(self, df: DataFrame, table: str, mode: str, replace_where: str | None = None) -> None:
         writer = df.write.format("delta").mode(mode)

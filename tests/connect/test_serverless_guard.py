@@ -71,7 +71,7 @@ def test_intermediates_go_to_scratch_delta_tables(spark, lakehouse):
     assert list(lakehouse.scratch_root.iterdir()) == []
 
 
-def test_delta_history_and_the_ledger_merge_work_through_sql(spark, lakehouse):
+def test_delta_history_and_the_ledger_upsert_work_through_sql(spark, lakehouse):
     lakehouse.overwrite(spark.createDataFrame([(1,), (2,)], "id int"), "numbers")
     lakehouse.append(spark.createDataFrame([(3,)], "id int"), "numbers")
     spark.sql(f"OPTIMIZE {lakehouse.name('numbers')}")

@@ -26,7 +26,7 @@ EXPECTED = {
     "test_the_jvm_and_rdds_are_out_of_reach",
     "test_only_serverless_conf_keys_may_be_set",
     "test_intermediates_go_to_scratch_delta_tables",
-    "test_delta_history_and_the_ledger_merge_work_through_sql",
+    "test_delta_history_and_the_ledger_upsert_work_through_sql",
     "test_python_batches_run_in_the_venv_workers",
     "test_a_classic_session_asked_for_in_a_connect_process_is_one_sentence",
     "test_joining_a_server_checks_that_it_has_delta",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+from chispa import assert_df_equality
+
 from retail_segmentation.common.delta_log import rows_written_since, table_versions
 from retail_segmentation.common.ledger import LedgerEntry, record_ledger
 from retail_segmentation.common.tables import PIPELINE_LEDGER
@@ -20,7 +24,7 @@ def test_versions_and_rows_of_overwrite_append_and_merge(spark, lakehouse):
     lakehouse.append(spark.createDataFrame([(4,), (5,)], "id int"), "numbers")
     lakehouse.append(spark.createDataFrame([(6,)], "id int"), "numbers")
     lakehouse.overwrite(spark.createDataFrame([("a",)], "name string"), "names")
-    # a MERGE that updates one entry and inserts one: two rows written
+    # an upsert that replaces one entry and adds one: two rows written
     record_ledger(
         lakehouse,
         [
@@ -32,3 +36,33 @@ def test_versions_and_rows_of_overwrite_append_and_merge(spark, lakehouse):
     # only the commits after `before`, summed per table; a new table counts from version 0
     assert rows_written_since(root, before) == {"names": 1, "numbers": 3, PIPELINE_LEDGER: 2}
     assert rows_written_since(root, table_versions(root)) == {}
+
+
+def test_an_upsert_replaces_only_the_pairs_it_names_and_quotes_them(spark, lakehouse):
+    odd = "run'\\x"  # a quote and a backslash reach SQL as literal characters
+    record_ledger(
+        lakehouse,
+        [LedgerEntry(odd, "silver", 1, "load", 5, 5), LedgerEntry(odd, "silver", 2, "dedup", 5, 4)],
+    )
+    record_ledger(lakehouse, [LedgerEntry(odd, "silver", 2, "dedup", 5, 3)])
+    record_ledger(lakehouse, [])  # nothing to record: no commit
+    ledger = lakehouse.read(PIPELINE_LEDGER).select("run_id", "rule", "rows_out")
+    expected = spark.createDataFrame(
+        [(odd, "load", 5), (odd, "dedup", 3)], "run_id string, rule string, rows_out long"
+    )
+    assert_df_equality(ledger, expected, ignore_row_order=True, ignore_nullable=True)
+    assert table_versions(lakehouse.local_root) == {PIPELINE_LEDGER: 1}
+
+
+def test_tasks_recording_at_once_both_land(spark, lakehouse):
+    """Parallel tasks of one job (recommend beside score) commit to the ledger at the same
+    time: whichever loses Delta's conflict check is retried on the new version."""
+    record_ledger(lakehouse, [LedgerEntry("first", "test", 1, "load", 1, 1)])
+    runs = [f"parallel-{i}" for i in range(3)]
+    with ThreadPoolExecutor(len(runs)) as pool:
+        list(
+            pool.map(lambda r: record_ledger(lakehouse, [LedgerEntry(r, "ml", 1, "t", 2, 2)]), runs)
+        )
+    recorded = lakehouse.read(PIPELINE_LEDGER).select("run_id")
+    expected = spark.createDataFrame([("first",), *[(r,) for r in runs]], "run_id string")
+    assert_df_equality(recorded, expected, ignore_row_order=True, ignore_nullable=True)

@@ -293,6 +293,32 @@ def _benchmark_silhouette(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark_sweep(args: argparse.Namespace) -> int:
+    from retail_segmentation.ml.sweep_cost import (
+        HEADER,
+        parse_customers,
+        parse_engines,
+        run_benchmark,
+        write_json,
+    )
+
+    customers = parse_customers(args.customers)
+    engines = parse_engines(args.engines)
+    print(HEADER)
+    figures = run_benchmark(
+        customers,
+        engines,
+        spark_max_customers=args.spark_max_customers or None,
+        rows=args.rows,
+        work_dir=args.work_dir,
+        echo=True,
+    )
+    if args.json:
+        write_json(figures, args.json, args.rows)
+        print(f"figures written to {args.json}")
+    return 0
+
+
 def _upload(args: argparse.Namespace) -> int:
     from retail_segmentation.deploy.upload import resolve_target, upload_files
     from retail_segmentation.deploy.workspace import connect
@@ -599,6 +625,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sil.add_argument("--json", help="also write the figures to this JSON file (default: none)")
     sil.set_defaults(func=_benchmark_silhouette)
+
+    sweep = command(
+        "benchmark-sweep",
+        "time the sweep (14 fits, MLflow logging included) per engine at several customer "
+        "counts, beside a plain scikit-learn loop over the same fits: where the engines cross",
+        tables=False,
+    )
+    sweep.add_argument(
+        "--customers",
+        default="240,5000,55000,500000",
+        help="comma-separated customer counts, scaled from generated gold tables (default: "
+        "240,5000,55000,500000)",
+    )
+    sweep.add_argument(
+        "--engines", default="sklearn,spark", help="engines to time (default: sklearn,spark)"
+    )
+    sweep.add_argument(
+        "--spark-max-customers",
+        type=int,
+        default=0,
+        help="time Spark MLlib only up to this many customers (default: every count)",
+    )
+    sweep.add_argument(
+        "--rows",
+        type=int,
+        default=50_000,
+        help="generated lines gold is built from (default: 50,000)",
+    )
+    sweep.add_argument(
+        "--work-dir", help="scratch folder, emptied first (default: a new temp folder)"
+    )
+    sweep.add_argument("--json", help="also write the figures to this JSON file (default: none)")
+    sweep.set_defaults(func=_benchmark_sweep)
 
     _add_deploy_parsers(sub, common)
     return parser

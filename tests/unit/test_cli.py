@@ -68,6 +68,7 @@ def test_every_option_of_every_command_says_its_default():
         "generate",
         "benchmark",
         "benchmark-silhouette",
+        "benchmark-sweep",
         "upload",
         "run-job",
     }

@@ -220,6 +220,22 @@ def run_benchmark(
             monitor=monitor,
         )
 
+        echo("[peer] pandas + scikit-learn on the same files ...")
+        with sampler.measure() as peaks:
+            rfm_seconds, sweep_seconds, peer_customers, best = pandas_peer(
+                root / "data" / "transactions", k_range
+            )
+        peer = TaskFigures(
+            PEER_TASK,
+            rfm_seconds + sweep_seconds,
+            rows,
+            peer_customers,
+            peaks["python"],
+            None,
+            f"pandas RFM {rfm_seconds:.1f} s + scikit-learn {2 * _k_count(k_range)} fits "
+            f"{sweep_seconds:.1f} s, best {best}",
+        )
+
     written = {table: n for run in runs.values() for table, n in run.rows_written.items()}
     fits = 2 * _k_count(k_range)
     for key, run in runs.items():
@@ -240,7 +256,66 @@ def run_benchmark(
                 key, run.seconds, rows_in, rows_out, peaks.get("python"), peaks.get("jvm"), note
             )
         )
+    figures.append(peer)
     return figures, setup
+
+
+PEER_TASK = "peer"
+# The project's tasks the peer does the work of: raw lines -> customers -> 14 fits.
+PEER_COVERS = ("bronze", "silver", "gold", "sweep")
+
+
+def peer_rfm(transactions_dir: Path):
+    """RFM per customer as a notebook would compute it with pandas from the landed CSV files:
+    lines with a customer, a parsable date, quantity and price; exact duplicates and
+    cancellations dropped; recency counted from the day after the last sale. None of
+    silver's rules (cancellation matching, IQR clipping, price imputation)."""
+    import pandas as pd
+
+    files = sorted(transactions_dir.glob("*.csv"))
+    lines = pd.concat(
+        [pd.read_csv(f, dtype=str, on_bad_lines="skip") for f in files], ignore_index=True
+    )
+    # Online Retail's column order, whatever the header's spelling
+    invoice, quantity, date, price, customer = (lines.columns[i] for i in (0, 3, 4, 5, 6))
+    frame = pd.DataFrame(
+        {
+            "invoice": lines[invoice].str.strip(),
+            "quantity": pd.to_numeric(lines[quantity], errors="coerce"),
+            "date": pd.to_datetime(lines[date], errors="coerce", format="mixed"),
+            "price": pd.to_numeric(lines[price], errors="coerce"),
+            "customer_id": lines[customer].str.strip().str.replace(r"\.0+$", "", regex=True),
+        }
+    ).dropna()
+    frame = frame.drop_duplicates()
+    sales = frame[~frame["invoice"].str.startswith("C") & (frame["quantity"] > 0)]
+    as_of = sales["date"].max().normalize() + pd.Timedelta(days=1)
+    rfm = (
+        sales.assign(amount=sales["quantity"] * sales["price"])
+        .groupby("customer_id")
+        .agg(last=("date", "max"), frequency=("invoice", "nunique"), monetary=("amount", "sum"))
+        .reset_index()
+    )
+    rfm["recency_days"] = (as_of - rfm["last"].dt.normalize()).dt.days  # whole days, as gold
+    return rfm[["customer_id", "recency_days", "frequency", "monetary"]].sort_values(
+        "customer_id", ignore_index=True
+    )
+
+
+def pandas_peer(transactions_dir: Path, k_range: str = "2..8") -> tuple[float, float, int, str]:
+    """The peer of bronze -> silver -> gold -> sweep on the same files: `peer_rfm`, then the
+    fits of `sweep_cost.plain_sklearn_seconds` (KMeans and GaussianMixture over `k_range`).
+    No Delta, no MLflow, no quality rules: a floor, not a like-for-like. Returns (RFM
+    seconds, sweep seconds, customers, best candidate)."""
+    from retail_segmentation.ml.clustering import SweepParams
+    from retail_segmentation.ml.sweep_cost import plain_sklearn_seconds
+
+    start = time.perf_counter()
+    rfm = peer_rfm(transactions_dir)
+    rfm_seconds = time.perf_counter() - start
+    k_min, k_max = (int(part) for part in k_range.split("..", 1))
+    sweep_seconds, best = plain_sklearn_seconds(rfm, SweepParams(k_min=k_min, k_max=k_max))
+    return rfm_seconds, sweep_seconds, len(rfm), best
 
 
 def _sweep_engine(root: Path) -> str:
@@ -278,13 +353,20 @@ def report(
             f"{f.rows_per_second:>10,.0f} {_mib(f.python_peak_mib):>10} "
             f"{_mib(f.jvm_peak_mib):>8}  {f.note}"
         )
-    total = sum(f.seconds for f in figures)
-    lines.append(f"{'total':<10} {total:>9.1f}")
+    total = sum(f.seconds for f in figures if f.task != PEER_TASK)
+    lines.append(f"{'total':<10} {total:>9.1f}  (the peer row is not counted)")
+    ratio = peer_ratio(figures)
+    if ratio is not None:
+        lines.append(
+            f"peer ratio: {' + '.join(PEER_COVERS)} took {ratio:.1f}x the pandas + "
+            "scikit-learn peer on the same files"
+        )
     if json_path:
         payload = {
             "rows": rows,
             **(setup or {}),
             "total_seconds": round(total, 1),
+            "peer_ratio": None if ratio is None else round(ratio, 2),
             "machine": {
                 "cores": os.cpu_count(),
                 "memory_gib": _memory_gib(),
@@ -295,6 +377,14 @@ def report(
         }
         Path(json_path).write_text(json.dumps(payload, indent=2) + "\n")
     return "\n".join(lines)
+
+
+def peer_ratio(figures: list[TaskFigures]) -> float | None:
+    """Seconds of the tasks the peer covers (raw lines to the sweep) over the peer's."""
+    by_task = {f.task: f.seconds for f in figures}
+    if PEER_TASK not in by_task or not all(t in by_task for t in PEER_COVERS):
+        return None
+    return sum(by_task[t] for t in PEER_COVERS) / by_task[PEER_TASK]
 
 
 def _memory_gib() -> float | None:

@@ -71,7 +71,10 @@ MODEL_ARTIFACT = "model"
 AUTO = "auto"
 # `auto` fits with scikit-learn on the driver up to this many customers (500,000 customers x 6
 # features is 24 MB of features; a few GB of driver memory hold the fits), with Spark MLlib
-# beyond. Serverless always takes scikit-learn.
+# beyond. Measured with `retail-seg benchmark-sweep` on 2 cores (BENCHMARKS.md): scikit-learn
+# 7.9 s / 30 s / 77 s at 5k / 55k / 500k customers, Spark MLlib 36 s / 68 s / 237 s, so the
+# engines do not cross below this bound on one machine; it is the largest count measured.
+# Serverless always takes scikit-learn.
 SKLEARN_MAX_CUSTOMERS = 500_000
 
 

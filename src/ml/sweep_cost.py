@@ -182,13 +182,13 @@ def row(cost: SweepCost) -> str:
 def run_benchmark(
     customers: Sequence[int] = DEFAULT_CUSTOMERS,
     engines: Sequence[str] = ENGINES,
-    spark_max_customers: int | None = None,
+    spark_customers: Sequence[int] | None = None,
     rows: int = DEFAULT_ROWS,
     work_dir: str | None = None,
     echo: bool = False,
 ) -> list[SweepCost]:
-    """Build gold from `rows` generated lines, then time each engine (Spark MLlib only up to
-    `spark_max_customers`, when given) and the plain loop at each customer count."""
+    """Build gold from `rows` generated lines, then time each engine (Spark MLlib only at the
+    counts of `spark_customers`, when given) and the plain loop at each customer count."""
     from retail_segmentation.bronze.columns import SourceFormat
     from retail_segmentation.bronze.task import BronzeConfig, ingest_bronze
     from retail_segmentation.common.spark import get_spark
@@ -220,7 +220,7 @@ def run_benchmark(
         seconds: dict[str, float | None] = {}
         winners: dict[str, str] = {}
         for engine in engines:
-            if engine == "spark" and spark_max_customers and n > spark_max_customers:
+            if engine == "spark" and spark_customers is not None and n not in spark_customers:
                 seconds[engine] = None
                 continue
             config = SweepConfig(tables, mlflow_config, params, engine=engine)

@@ -20,8 +20,11 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/retail-seg run $(ARGS)
 
+# pytest workers: each is a Python process with its own local Spark session (2g heap)
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests docs

@@ -169,6 +169,16 @@ configure_spark_with_delta_pip(builder).getOrCreate().stop()
 """
 
 
+def _fetch_delta_jars_once(cache: Path) -> list[str]:
+    """`_fetch_delta_jars` under a lock on the cache: processes starting at once on a fresh
+    machine (parallel test workers, two runs) fetch once, and the others read what it got."""
+    import fcntl
+
+    with open(cache / ".fetch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _cached_jars(cache) or _fetch_delta_jars(cache)
+
+
 def _fetch_delta_jars(cache: Path) -> list[str]:
     """Resolve io.delta:delta-spark (and its dependencies) from Maven Central into `cache`
     once, as `configure_spark_with_delta_pip` does; Ivy's report goes to a log file there."""
@@ -266,7 +276,7 @@ def local_spark(
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
-    jars = _cached_jars(cache) or _fetch_delta_jars(cache)
+    jars = _cached_jars(cache) or _fetch_delta_jars_once(cache)
     spark = builder.config("spark.jars", ",".join(jars)).getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("RETAIL_SEG_SPARK_LOG_LEVEL", "ERROR"))
     return spark

@@ -1,8 +1,8 @@
 """One local Spark session (with Delta) shared by every test of a worker.
 
-`make test` runs two pytest-xdist workers (`--dist loadgroup`): every test file is one group,
-so a file's module fixtures are built once, and the integration tests reading the shared
-pipeline run (`pipeline_run`) are one group, so the pipeline runs once.
+`TEST_WORKERS=2 make test` runs pytest-xdist workers (`--dist loadgroup`): every test file
+is one group, so a file's module fixtures are built once, and the integration tests reading
+the shared pipeline run (`pipeline_run`) are one group, so the pipeline runs once.
 
 A process is either classic or Spark Connect (pyspark dispatches on it), so the Spark Connect
 suite in tests/connect runs in its own pytest process with SPARK_REMOTE set

@@ -11,6 +11,16 @@ from retail_segmentation.report.browser import running_mlflow_ui, view_mlflow
 
 # The UI asks the server who is signed in; without authentication the server answers 404.
 _EXPECTED_404 = "/ajax-api/2.0/mlflow/users/current"
+# Chromium's report that a ResizeObserver callback could not deliver every notification in
+# one frame: the layout settling on a busy machine (seen once, with four JVMs on 2 cores), not
+# an error of the page.
+_LAYOUT_NOTICE = "ResizeObserver loop completed with undelivered notifications."
+
+
+def _is_expected(error: str) -> bool:
+    return (error.startswith("HTTP 404 ") and error.endswith(_EXPECTED_404)) or error.endswith(
+        _LAYOUT_NOTICE
+    )
 
 
 def test_the_mlflow_ui_lists_the_sweep_by_silhouette_and_the_champion(
@@ -41,8 +51,6 @@ def test_the_mlflow_ui_lists_the_sweep_by_silhouette_and_the_champion(
         [r.data.metrics["silhouette"] for r in best_first]
     )
     assert view.model_aliases == ("champion",)
-    assert all(e.startswith("HTTP 404 ") and e.endswith(_EXPECTED_404) for e in view.errors), (
-        view.errors
-    )
+    assert all(_is_expected(e) for e in view.errors), view.errors
     assert (tmp_path / "runs.png").stat().st_size > 20_000
     assert (tmp_path / "model.png").stat().st_size > 20_000

@@ -56,34 +56,39 @@ def fit_features(input_pdf: pd.DataFrame, params: SweepParams) -> FeatureTransfo
     )
 
 
-def fit_candidate(
-    features: np.ndarray, algorithm: str, k: int, params: SweepParams
-) -> tuple[np.ndarray, dict]:
-    """Fit one clusterer on the features; returns (scikit-learn's labels, the model's
-    parameters for SegmentModel and its wcss or log-likelihood)."""
+def estimator(algorithm: str, k: int, params: SweepParams):
+    """The unfitted scikit-learn clusterer of one candidate (seeded)."""
     from sklearn.cluster import KMeans
     from sklearn.mixture import GaussianMixture
 
     if algorithm == KMEANS:
-        model = KMeans(n_clusters=k, random_state=params.seed, max_iter=params.max_iter)
-        labels = model.fit_predict(features)
-        return labels, {"centers": model.cluster_centers_, "wcss": float(model.inertia_)}
+        return KMeans(n_clusters=k, random_state=params.seed, max_iter=params.max_iter)
     if algorithm == GMM:
-        model = GaussianMixture(
+        return GaussianMixture(
             n_components=k,
             covariance_type="full",
             random_state=params.seed,
             max_iter=params.max_iter,
         )
-        labels = model.fit(features).predict(features)
-        return labels, {
-            "weights": model.weights_,
-            "means": model.means_,
-            "covariances": model.covariances_,
-            # total, as Spark's summary.logLikelihood (score is the mean per customer)
-            "log_likelihood": float(model.score(features) * len(features)),
-        }
     raise ValueError(f"unknown algorithm {algorithm!r}")
+
+
+def fit_candidate(
+    features: np.ndarray, algorithm: str, k: int, params: SweepParams
+) -> tuple[np.ndarray, dict]:
+    """Fit one clusterer on the features; returns (scikit-learn's labels, the model's
+    parameters for SegmentModel and its wcss or log-likelihood)."""
+    model = estimator(algorithm, k, params)
+    labels = model.fit(features).predict(features)
+    if algorithm == KMEANS:
+        return labels, {"centers": model.cluster_centers_, "wcss": float(model.inertia_)}
+    return labels, {
+        "weights": model.weights_,
+        "means": model.means_,
+        "covariances": model.covariances_,
+        # total, as Spark's summary.logLikelihood (score is the mean per customer)
+        "log_likelihood": float(model.score(features) * len(features)),
+    }
 
 
 def profile(input_pdf: pd.DataFrame, labels: np.ndarray, columns, k: int) -> pd.DataFrame:

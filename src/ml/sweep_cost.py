@@ -101,11 +101,9 @@ def scaled_customers(df: DataFrame, customers: int, seed: int = 42) -> DataFrame
 def plain_sklearn_seconds(input_pdf: pd.DataFrame, params: SweepParams) -> tuple[float, str]:
     """A notebook's sweep: the same features, the same candidates, scikit-learn's own
     silhouette_score on the same sample of customers; (seconds, best candidate)."""
-    from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
-    from sklearn.mixture import GaussianMixture
 
-    from retail_segmentation.ml.sklearn_engine import fit_features
+    from retail_segmentation.ml.sklearn_engine import estimator, fit_features
 
     start = time.perf_counter()
     features = fit_features(input_pdf, params).transform(input_pdf)
@@ -113,16 +111,7 @@ def plain_sklearn_seconds(input_pdf: pd.DataFrame, params: SweepParams) -> tuple
     best = ("", -2.0)
     for algorithm in params.algorithms:
         for k in params.ks:
-            if algorithm == KMEANS:
-                model = KMeans(n_clusters=k, random_state=params.seed, max_iter=params.max_iter)
-            else:
-                model = GaussianMixture(
-                    n_components=k,
-                    covariance_type="full",
-                    random_state=params.seed,
-                    max_iter=params.max_iter,
-                )
-            labels = model.fit(features).predict(features)
+            labels = estimator(algorithm, k, params).fit(features).predict(features)
             if len(set(labels[sample].tolist())) > 1:
                 score = float(silhouette_score(features[sample], labels[sample]))
                 if score > best[1]:

@@ -308,7 +308,11 @@ def _benchmark_sweep(args: argparse.Namespace) -> int:
     figures = run_benchmark(
         customers,
         engines,
-        spark_customers=parse_customers(args.spark_customers) if args.spark_customers else None,
+        spark_customers=(
+            parse_customers(args.spark_customers, "spark_customers")
+            if args.spark_customers
+            else None
+        ),
         rows=args.rows,
         work_dir=args.work_dir,
         echo=True,

@@ -143,18 +143,24 @@ def run_benchmark(
     return figures
 
 
-def parse_customers(text: str) -> list[int]:
-    """`5000,50000` -> [5000, 50000]; raises ConfigError naming the parameter otherwise."""
+def parse_counts(text: str, minimum: int, example: str, parameter: str = "customers") -> list[int]:
+    """`5000,50000` -> [5000, 50000]; raises ConfigError naming `parameter` unless every part
+    is an integer of at least `minimum`."""
     try:
         counts = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
     except ValueError:
         counts = []
-    if not counts or min(counts) < len(BLOB_SHARES):
+    if not counts or min(counts) < minimum:
         raise ConfigError(
-            f"parameter customers={text!r} is not valid: expected comma-separated counts of at "
-            f"least {len(BLOB_SHARES)}, e.g. 5000,50000,200000"
+            f"parameter {parameter}={text!r} is not valid: expected comma-separated counts of "
+            f"at least {minimum}, e.g. {example}"
         )
     return counts
+
+
+def parse_customers(text: str) -> list[int]:
+    """The --customers of this benchmark (see `parse_counts`)."""
+    return parse_counts(text, len(BLOB_SHARES), "5000,50000,200000")
 
 
 HEADER = (

@@ -33,6 +33,7 @@ from retail_segmentation.common.errors import ConfigError
 from retail_segmentation.common.tables import GOLD_CUSTOMER_BEHAVIOR, GOLD_CUSTOMER_RFM, Lakehouse
 from retail_segmentation.ml import measures
 from retail_segmentation.ml.clustering import ENGINES, GMM, KMEANS, SweepParams
+from retail_segmentation.ml.silhouette_cost import parse_counts
 
 DEFAULT_CUSTOMERS = (240, 5_000, 55_000, 500_000)
 DEFAULT_ROWS = 50_000  # generated lines the gold tables are built from (240 customers)
@@ -119,18 +120,9 @@ def plain_sklearn_seconds(input_pdf: pd.DataFrame, params: SweepParams) -> tuple
     return time.perf_counter() - start, f"{best[0]} ({best[1]:.4f})"
 
 
-def parse_customers(text: str) -> list[int]:
-    """`240,5000` -> [240, 5000]; raises ConfigError naming the parameter otherwise."""
-    try:
-        counts = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 30:
-        raise ConfigError(
-            f"parameter customers={text!r} is not valid: expected comma-separated counts of at "
-            "least 30, e.g. 240,5000,55000,500000"
-        )
-    return sorted(counts)
+def parse_customers(text: str, parameter: str = "customers") -> list[int]:
+    """`240,5000` -> [240, 5000], sorted; raises ConfigError naming the parameter otherwise."""
+    return sorted(parse_counts(text, 30, "240,5000,55000,500000", parameter))
 
 
 def parse_engines(text: str) -> list[str]:

@@ -20,12 +20,8 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/retail-seg run $(ARGS)
 
-# pytest-xdist workers, each a Python process with its own local Spark session (2g heap);
-# 0 runs the suite in this process (2 workers were no faster on a 2-core machine)
-TEST_WORKERS ?= 0
-
 test: install
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
+	$(BIN)/pytest $(ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests docs

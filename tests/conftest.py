@@ -1,9 +1,5 @@
 """One local Spark session (with Delta) shared by every test of a worker.
 
-`TEST_WORKERS=2 make test` runs pytest-xdist workers (`--dist loadgroup`): every test file
-is one group, so a file's module fixtures are built once, and the integration tests reading
-the shared pipeline run (`pipeline_run`) are one group, so the pipeline runs once.
-
 A process is either classic or Spark Connect (pyspark dispatches on it), so the Spark Connect
 suite in tests/connect runs in its own pytest process with SPARK_REMOTE set
 (tests/integration/test_connect_mode.py starts it); with SPARK_REMOTE set, only that suite is
@@ -26,15 +22,6 @@ if os.environ.get("SPARK_REMOTE"):
     collect_ignore_glob = ["unit/*", "integration/*", "faults/*", "bundle/*"]
 else:
     collect_ignore_glob = ["connect/*"]
-
-
-def pytest_collection_modifyitems(items):
-    """The xdist group of each test (only `--dist loadgroup` reads them; see above)."""
-    for item in items:
-        group = (
-            "pipeline_run" if "pipeline_run" in item.fixturenames else item.nodeid.split("::")[0]
-        )
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

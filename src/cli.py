@@ -323,6 +323,19 @@ def _benchmark_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark_score(args: argparse.Namespace) -> int:
+    from retail_segmentation.ml.score_cost import HEADER, run_benchmark, write_json
+    from retail_segmentation.ml.sweep_cost import parse_customers
+
+    customers = parse_customers(args.customers)
+    print(HEADER)
+    figures = run_benchmark(customers, rows=args.rows, work_dir=args.work_dir, echo=True)
+    if args.json:
+        write_json(figures, args.json, args.rows)
+        print(f"figures written to {args.json}")
+    return 0
+
+
 def _upload(args: argparse.Namespace) -> int:
     from retail_segmentation.deploy.upload import resolve_target, upload_files
     from retail_segmentation.deploy.workspace import connect
@@ -662,6 +675,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--json", help="also write the figures to this JSON file (default: none)")
     sweep.set_defaults(func=_benchmark_sweep)
+
+    score = command(
+        "benchmark-score",
+        "time the score task (the champion's pyfunc in Spark) at several customer counts, each "
+        "as one file and as eight: seconds, peak memory, customers scored differently",
+        tables=False,
+    )
+    score.add_argument(
+        "--customers",
+        default="5000,55000,500000",
+        help="comma-separated customer counts, scaled from generated gold tables (default: "
+        "5000,55000,500000)",
+    )
+    score.add_argument(
+        "--rows",
+        type=int,
+        default=50_000,
+        help="generated lines gold is built from (default: 50,000)",
+    )
+    score.add_argument(
+        "--work-dir", help="scratch folder, emptied first (default: a new temp folder)"
+    )
+    score.add_argument("--json", help="also write the figures to this JSON file (default: none)")
+    score.set_defaults(func=_benchmark_score)
 
     _add_deploy_parsers(sub, common)
     return parser

@@ -69,6 +69,7 @@ def test_every_option_of_every_command_says_its_default():
         "benchmark",
         "benchmark-silhouette",
         "benchmark-sweep",
+        "benchmark-score",
         "upload",
         "run-job",
     }

@@ -319,7 +319,8 @@ def pandas_peer(transactions_dir: Path, k_range: str = "2..8") -> tuple[float, f
 
 
 def _sweep_engine(root: Path) -> str:
-    """The engine the benchmark's sweep ran on, from its MLflow parent run."""
+    """The engine the benchmark's sweep ran on and its winner (silhouette, and the adjusted
+    Rand index against the generator's true profiles), from its MLflow parent run."""
     import mlflow
 
     from retail_segmentation.ml.tracking import MlflowConfig
@@ -328,7 +329,16 @@ def _sweep_engine(root: Path) -> str:
     client = mlflow.MlflowClient(store.tracking_uri, store.registry_uri)
     experiment = client.get_experiment_by_name(store.experiment_name)
     runs = client.search_runs([experiment.experiment_id], "tags.`retail_seg.role` = 'sweep'")
-    return f"engine {runs[0].data.params.get('engine', '?')}" if runs else "engine ?"
+    if not runs:
+        return "engine ?"
+    run = runs[0]
+    text = f"engine {run.data.params.get('engine', '?')}"
+    metrics, winner = run.data.metrics, run.data.tags.get("winner")
+    if winner and "best_silhouette" in metrics:
+        text += f", winner {winner} silhouette {metrics['best_silhouette']:.4f}"
+        if "winner_adjusted_rand_index" in metrics:
+            text += f" ARI {metrics['winner_adjusted_rand_index']:.3f}"
+    return text
 
 
 def _mib(value: float | None) -> str:

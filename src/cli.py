@@ -664,16 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="time Spark MLlib only at these of the counts, e.g. 5000,55000 (default: every "
         "count; its GaussianMixture can spin forever in LAPACK on a collapsed component)",
     )
-    sweep.add_argument(
-        "--rows",
-        type=int,
-        default=50_000,
-        help="generated lines gold is built from (default: 50,000)",
-    )
-    sweep.add_argument(
-        "--work-dir", help="scratch folder, emptied first (default: a new temp folder)"
-    )
-    sweep.add_argument("--json", help="also write the figures to this JSON file (default: none)")
+    _add_scaled_benchmark_options(sweep)
     sweep.set_defaults(func=_benchmark_sweep)
 
     score = command(
@@ -688,20 +679,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated customer counts, scaled from generated gold tables (default: "
         "5000,55000,500000)",
     )
-    score.add_argument(
+    _add_scaled_benchmark_options(score)
+    score.set_defaults(func=_benchmark_score)
+
+    _add_deploy_parsers(sub, common)
+    return parser
+
+
+def _add_scaled_benchmark_options(parser: argparse.ArgumentParser) -> None:
+    """The options benchmark-sweep and benchmark-score share: the generated lines their
+    customers are scaled from, the scratch folder and the JSON output."""
+    parser.add_argument(
         "--rows",
         type=int,
         default=50_000,
         help="generated lines gold is built from (default: 50,000)",
     )
-    score.add_argument(
+    parser.add_argument(
         "--work-dir", help="scratch folder, emptied first (default: a new temp folder)"
     )
-    score.add_argument("--json", help="also write the figures to this JSON file (default: none)")
-    score.set_defaults(func=_benchmark_score)
-
-    _add_deploy_parsers(sub, common)
-    return parser
+    parser.add_argument("--json", help="also write the figures to this JSON file (default: none)")
 
 
 def _add_engine_argument(parser: argparse.ArgumentParser) -> None:

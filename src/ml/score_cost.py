@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -89,29 +88,16 @@ def run_benchmark(
     """Build gold from `rows` generated lines, register a champion on it, then score each
     count of customers in each layout (see the module's docstring)."""
     from retail_segmentation.benchmark import MemorySampler
-    from retail_segmentation.bronze.columns import SourceFormat
-    from retail_segmentation.bronze.task import BronzeConfig, ingest_bronze
-    from retail_segmentation.common.spark import get_spark
-    from retail_segmentation.data.generator import GeneratorConfig, write_dataset
-    from retail_segmentation.gold.task import GoldConfig, build_gold
     from retail_segmentation.ml.clustering import SKLEARN, SweepParams
     from retail_segmentation.ml.registry import RegisterConfig, register_winner
     from retail_segmentation.ml.sweep import SweepConfig, run_sweep
-    from retail_segmentation.ml.sweep_cost import scaled_customers
+    from retail_segmentation.ml.sweep_cost import generated_gold, scaled_customers
     from retail_segmentation.ml.tasks import score_customers
     from retail_segmentation.ml.tracking import MlflowConfig
-    from retail_segmentation.silver.task import SilverConfig, build_silver
 
     root = Path(work_dir or tempfile.mkdtemp(prefix="retail-seg-score-bench-")).absolute()
-    shutil.rmtree(root, ignore_errors=True)
-    spark = get_spark(warehouse_dir=str(root / "spark-warehouse"))
-    write_dataset(spark, GeneratorConfig(rows=rows), str(root / "landing"))
-    source = TableConfig(schema="score_bench_source", lakehouse_dir=str(root / "lakehouse"))
-    source_lakehouse = Lakehouse.attach(spark, source)
-    landing = str(root / "landing" / "transactions")
-    ingest_bronze(spark, source_lakehouse, BronzeConfig(landing, SourceFormat(), source))
-    build_silver(spark, source_lakehouse, SilverConfig(tables=source))
-    build_gold(spark, source_lakehouse, GoldConfig(tables=source))
+    source_lakehouse = generated_gold(root, rows, "score_bench_source")
+    spark, source = source_lakehouse.spark, source_lakehouse.config
     mlflow_config = MlflowConfig.for_tables(source, "score_bench")
     run_sweep(
         spark, source_lakehouse, SweepConfig(source, mlflow_config, SweepParams(), engine=SKLEARN)

@@ -160,6 +160,28 @@ def row(cost: SweepCost) -> str:
     )
 
 
+def generated_gold(root: Path, rows: int, schema: str) -> Lakehouse:
+    """`root` emptied, `rows` generated lines landed in it and built to gold in `schema`
+    (bronze -> silver -> gold): the customers the benchmarks scale."""
+    from retail_segmentation.bronze.columns import SourceFormat
+    from retail_segmentation.bronze.task import BronzeConfig, ingest_bronze
+    from retail_segmentation.common.spark import get_spark
+    from retail_segmentation.data.generator import GeneratorConfig, write_dataset
+    from retail_segmentation.gold.task import GoldConfig, build_gold
+    from retail_segmentation.silver.task import SilverConfig, build_silver
+
+    shutil.rmtree(root, ignore_errors=True)
+    spark = get_spark(warehouse_dir=str(root / "spark-warehouse"))
+    write_dataset(spark, GeneratorConfig(rows=rows), str(root / "landing"))
+    tables = TableConfig(schema=schema, lakehouse_dir=str(root / "lakehouse"))
+    lakehouse = Lakehouse.attach(spark, tables)
+    landing = str(root / "landing" / "transactions")
+    ingest_bronze(spark, lakehouse, BronzeConfig(landing, SourceFormat(), tables))
+    build_silver(spark, lakehouse, SilverConfig(tables=tables))
+    build_gold(spark, lakehouse, GoldConfig(tables=tables))
+    return lakehouse
+
+
 def run_benchmark(
     customers: Sequence[int] = DEFAULT_CUSTOMERS,
     engines: Sequence[str] = ENGINES,
@@ -170,26 +192,13 @@ def run_benchmark(
 ) -> list[SweepCost]:
     """Build gold from `rows` generated lines, then time each engine (Spark MLlib only at the
     counts of `spark_customers`, when given) and the plain loop at each customer count."""
-    from retail_segmentation.bronze.columns import SourceFormat
-    from retail_segmentation.bronze.task import BronzeConfig, ingest_bronze
-    from retail_segmentation.common.spark import get_spark
-    from retail_segmentation.data.generator import GeneratorConfig, write_dataset
-    from retail_segmentation.gold.task import GoldConfig, build_gold
     from retail_segmentation.ml.features import customer_features_input
     from retail_segmentation.ml.sweep import SweepConfig, run_sweep
     from retail_segmentation.ml.tracking import MlflowConfig
-    from retail_segmentation.silver.task import SilverConfig, build_silver
 
     root = Path(work_dir or tempfile.mkdtemp(prefix="retail-seg-sweep-bench-")).absolute()
-    shutil.rmtree(root, ignore_errors=True)
-    spark = get_spark(warehouse_dir=str(root / "spark-warehouse"))
-    write_dataset(spark, GeneratorConfig(rows=rows), str(root / "landing"))
-    source = TableConfig(schema="sweep_bench_source", lakehouse_dir=str(root / "lakehouse"))
-    source_lakehouse = Lakehouse.attach(spark, source)
-    landing = str(root / "landing" / "transactions")
-    ingest_bronze(spark, source_lakehouse, BronzeConfig(landing, SourceFormat(), source))
-    build_silver(spark, source_lakehouse, SilverConfig(tables=source))
-    build_gold(spark, source_lakehouse, GoldConfig(tables=source))
+    source_lakehouse = generated_gold(root, rows, "sweep_bench_source")
+    spark = source_lakehouse.spark
     params = SweepParams()
     figures = []
     for n in customers:

@@ -247,7 +247,7 @@ def run_benchmark(
             else ""
         )
         if key == "sweep":
-            rows_out, note = fits, f"{fits} fits (MLflow runs), {_sweep_engine(root)}"
+            rows_out, note = fits, f"{fits} fits (MLflow runs), {_sweep_note(root)}"
         elif key == "register":
             rows_in, rows_out, note = fits, 1, "1 model version"
         peaks = task_peaks.get(key, {})
@@ -318,7 +318,7 @@ def pandas_peer(transactions_dir: Path, k_range: str = "2..8") -> tuple[float, f
     return rfm_seconds, sweep_seconds, len(rfm), best
 
 
-def _sweep_engine(root: Path) -> str:
+def _sweep_note(root: Path) -> str:
     """The engine the benchmark's sweep ran on and its winner (silhouette, and the adjusted
     Rand index against the generator's true profiles), from its MLflow parent run."""
     import mlflow

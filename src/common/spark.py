@@ -171,7 +171,8 @@ configure_spark_with_delta_pip(builder).getOrCreate().stop()
 
 def _fetch_delta_jars_once(cache: Path) -> list[str]:
     """`_fetch_delta_jars` under a lock on the cache: processes starting at once on a fresh
-    machine (parallel test workers, two runs) fetch once, and the others read what it got."""
+    machine (two runs, a test and the process it starts) fetch once, and the others read what
+    it got."""
     import fcntl
 
     with open(cache / ".fetch.lock", "w") as lock:

@@ -110,7 +110,13 @@ def _run_locked(args: argparse.Namespace) -> int:
         sweep_engine=args.sweep_engine,
     )
     graph = runner.load_job(root / "resources")
-    parameters = {**graph.parameters, "as_of_date": args.as_of_date, "k_range": args.k_range}
+    parameters = {
+        **graph.parameters,
+        "as_of_date": args.as_of_date,
+        "k_range": args.k_range,
+        "full_refresh": str(args.full_refresh).lower(),
+        "refit": str(args.refit).lower(),
+    }
     task_args = {}
     if not args.landing_path:  # generated data: the true profiles are known
         from retail_segmentation.data.generator import TRUTH_FILE
@@ -532,6 +538,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_source_arguments(run)
     add_cleaning_arguments(run)
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="silver cleans every bronze line again with the current rule version "
+        "(default: only batches it has not cleaned)",
+    )
+    run.add_argument(
+        "--refit",
+        action="store_true",
+        help="silver fits its IQR bounds and modal prices again on all of bronze first "
+        "(default: when its policy says so)",
+    )
     run.add_argument(
         "--report-path",
         help="where to write the HTML report (default: <lakehouse-dir>/report/insights.html)",

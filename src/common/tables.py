@@ -23,6 +23,7 @@ BRONZE_TRANSACTIONS = "bronze_transactions"
 SILVER_TRANSACTIONS = "silver_transactions"
 SILVER_QUARANTINE = "silver_quarantine"
 SILVER_PRODUCTS = "silver_products"
+SILVER_RULE_PARAMETERS = "silver_rule_parameters"
 PIPELINE_LEDGER = "pipeline_ledger"
 GOLD_CUSTOMER_RFM = "gold_customer_rfm"
 GOLD_CUSTOMER_BEHAVIOR = "gold_customer_behavior"
@@ -211,6 +212,36 @@ class Lakehouse:
             self._save(df, table, "append")
             return
         self._save(df, table, "overwrite", replace_where=condition)
+
+    def merge_rows(self, df: DataFrame, table: str, key: str, delete: str | None = None) -> None:
+        """Upsert `df`'s rows into an existing table by `key` in one Delta commit (a SQL MERGE,
+        the same on Spark Connect). With `delete`, a row whose boolean column `delete` is true
+        removes the table's row with its key instead and is never inserted (`delete` itself is
+        not written). Rows of the table whose key `df` lacks stay as they are."""
+        key = validate_identifier(key, "column")
+        clauses = "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+        if delete is not None:
+            delete = validate_identifier(delete, "column")
+            clauses = (
+                f"WHEN MATCHED AND s.{delete} THEN DELETE WHEN MATCHED THEN UPDATE SET * "
+                f"WHEN NOT MATCHED AND NOT s.{delete} THEN INSERT *"
+            )
+        self._merge(df, table, key, clauses)
+
+    def delete_rows(self, keys_df: DataFrame, table: str, key: str) -> None:
+        """Delete the table's rows whose `key` is one of `keys_df`'s, in one Delta commit."""
+        self._merge(keys_df, table, validate_identifier(key, "column"), "WHEN MATCHED THEN DELETE")
+
+    def _merge(self, df: DataFrame, table: str, key: str, clauses: str) -> None:
+        view = f"_merge_source_{validate_identifier(table, 'table')}"
+        df.createOrReplaceTempView(view)
+        try:
+            self.spark.sql(
+                f"MERGE INTO {self.name(table)} AS t USING {view} AS s "
+                f"ON t.{key} = s.{key} {clauses}"
+            )
+        finally:
+            self.spark.catalog.dropTempView(view)
 
     def _save(self, df: DataFrame, table: str, mode: str, replace_where: str | None = None) -> None:
         writer = df.write.format("delta").mode(mode)

@@ -120,16 +120,18 @@ def offers_per_persona(offers_df: DataFrame) -> DataFrame:
 
 
 def silver_quality_steps(ledger_df: DataFrame, silver_rows: int) -> DataFrame:
-    """The ledger entries of the silver run that built the current silver table, in rule order.
+    """The ledger's totals of the silver run that left the current silver table, in rule order.
 
-    Silver rebuilds from the whole of bronze, so that run read the highest bronze version; when
-    several runs read it (other rule parameters), the one whose balance matches today's silver
-    row count is taken.
+    That run read the highest bronze version; when several runs read it (other rule options),
+    the one whose balance matches today's silver row count is taken. Per-batch entries
+    (`silver:batch:<id>`) are left out.
 
     Returns:
         step, rule, rows_in, rows_out, rows_quarantined, rows_removed, detail (JSON).
     """
-    silver_df = ledger_df.where(F.col("layer") == "silver").withColumn(
+    silver_df = ledger_df.where(
+        (F.col("layer") == "silver") & ~F.col("run_id").startswith("silver:batch:")
+    ).withColumn(
         "bronze_version",
         F.regexp_extract("run_id", r"bronze_v(\d+)", 1).cast("long"),
     )

@@ -54,3 +54,48 @@ def add_cleaning_arguments(parser: argparse.ArgumentParser) -> None:
 def parse_null_tokens(text: str) -> tuple[str, ...]:
     """`NA,NaN, NULL` -> ('NA', 'NaN', 'NULL'); empty -> only blank cells are missing."""
     return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+_TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0", ""}
+
+
+def parse_flag(text: str, parameter: str) -> bool:
+    """A job parameter's true/false (`--refit` alone means true)."""
+    value = text.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ConfigError(f"parameter {parameter}={text!r}: expected true or false")
+    return value in _TRUE
+
+
+def add_refit_arguments(parser: argparse.ArgumentParser) -> None:
+    """When silver fits its rule parameters again (`silver_rule_parameters`), shared by the
+    silver task and `retail-seg run`."""
+    parser.add_argument(
+        "--refit",
+        nargs="?",
+        const="true",
+        default="false",
+        help="fit the IQR bounds and modal prices again on all of bronze and clean every line "
+        "with them (a new rule version); true/false, alone: true",
+    )
+    parser.add_argument(
+        "--full-refresh",
+        nargs="?",
+        const="true",
+        default="false",
+        help="clean every bronze line again with the current rule version; true/false, alone: true",
+    )
+    parser.add_argument(
+        "--refit-after-days",
+        type=int,
+        default=30,
+        help="refit when new lines are dated this many days after the newest line the rule "
+        "version was fitted on (default: 30; 0: never on age)",
+    )
+    parser.add_argument(
+        "--refit-drift",
+        type=float,
+        default=0.05,
+        help="refit when the share of new product lines outside the IQR bounds exceeds the "
+        "share at the fit by more than this (default: 0.05; 1: never on drift)",
+    )

@@ -116,7 +116,8 @@ def with_trimmed_text(
 
 
 def filter_exact_duplicates(df: DataFrame) -> DataFrame:
-    """Keep one row (the smallest `_row_id`) of each group of identical source lines, and mark
+    """Keep one row (the earliest batch's, then the smallest `_row_id`) of each group of
+    identical source lines, and mark
     identical lines of files without invoice numbers `is_repeat_line` instead of dropping them.
 
     A file that carries invoice numbers repeats a line only by mistake. In a file without them
@@ -127,7 +128,8 @@ def filter_exact_duplicates(df: DataFrame) -> DataFrame:
     identical lines sort next to each other and a row equal to its predecessor is dropped.
     """
     key = [*CANONICAL_COLUMNS, "_raw_record"]
-    by_line = Window.partitionBy("invoice").orderBy(*key, "_row_id")
+    # batch ids start with the ingest time: a line landing again later is the duplicate
+    by_line = Window.partitionBy("invoice").orderBy(*key, "_batch_id", "_row_id")
     same_as_previous = F.lit(True)
     for column in key:
         same_as_previous = same_as_previous & F.lag(column).over(by_line).eqNullSafe(F.col(column))

@@ -19,6 +19,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from chispa import assert_df_equality
+from daily_lines import DAY_1, DAY_2, land
 
 from retail_segmentation import cli, runner
 from retail_segmentation.bronze.columns import SourceFormat
@@ -31,6 +32,7 @@ from retail_segmentation.common.tables import (
     PIPELINE_LEDGER,
     SILVER_PRODUCTS,
     SILVER_QUARANTINE,
+    SILVER_RULE_PARAMETERS,
     SILVER_TRANSACTIONS,
     Lakehouse,
 )
@@ -128,8 +130,8 @@ def _task_args(lakehouse: Lakehouse) -> list[str]:
     return ["--schema", lakehouse.config.schema, "--lakehouse-dir", lakehouse.config.lakehouse_dir]
 
 
-def _has_commit(lakehouse: Lakehouse, table: str) -> Callable[[], bool]:
-    log = Path(lakehouse.location(table)) / "_delta_log" / f"{0:020d}.json"
+def _has_commit(lakehouse: Lakehouse, table: str, version: int = 0) -> Callable[[], bool]:
+    log = Path(lakehouse.location(table)) / "_delta_log" / f"{version:020d}.json"
     return log.is_file
 
 
@@ -162,6 +164,71 @@ def test_silver_killed_after_its_first_commit_then_rerun_equals_an_uninterrupted
 
     for table in (*SILVER_TABLES, PIPELINE_LEDGER):
         assert_df_equality(killed.read(table), uninterrupted.read(table), ignore_row_order=True)
+
+
+DAILY = {"refit_after_days": 0, "refit_drift": 1.0}
+DAILY_ARGS = ["--refit-after-days", "0", "--refit-drift", "1"]
+
+
+def _two_days(spark, tmp_path, schema: str) -> tuple[Lakehouse, Lakehouse]:
+    """Day 1 cleaned, day 2 in bronze only; and a copy of those tables."""
+    lakehouse = _lakehouse(spark, tmp_path / "a", f"{schema}_a")
+    land(spark, lakehouse, tmp_path / "landing", "day1.csv", DAY_1)
+    build_silver(spark, lakehouse, SilverConfig(lakehouse.config, **DAILY))
+    land(spark, lakehouse, tmp_path / "landing", "day2.csv", DAY_2)
+    return lakehouse, _copy(spark, lakehouse, tmp_path / "b", f"{schema}_b")
+
+
+def _assert_same_silver(killed: Lakehouse, uninterrupted: Lakehouse) -> None:
+    for table in (*SILVER_TABLES, SILVER_RULE_PARAMETERS, PIPELINE_LEDGER):
+        assert_df_equality(killed.read(table), uninterrupted.read(table), ignore_row_order=True)
+
+
+def test_silver_killed_in_the_middle_of_an_increment_then_rerun_equals_an_uninterrupted_run(
+    spark, tmp_path
+):
+    uninterrupted, killed = _two_days(spark, tmp_path, "kill_increment")
+    result = build_silver(spark, uninterrupted, SilverConfig(uninterrupted.config, **DAILY))
+    assert result.mode == "incremental" and result.earlier_lines_changed == 4  # MERGEs
+
+    log = tmp_path / "silver.log"
+    argv = [*_task_args(killed), *DAILY_ARGS]
+    process = _start("retail_segmentation.silver.task:main", argv, log)
+    # killed once its MERGE into silver committed (day 1's lines day 2 changed included)
+    next_version = killed.version(SILVER_TRANSACTIONS) + 1
+    _kill_when(process, _has_commit(killed, SILVER_TRANSACTIONS, next_version), log)
+
+    killed = _lakehouse(spark, tmp_path / "b", "kill_increment_b")
+    assert not has_finished(killed, result.run_id, rule="balance")
+    rerun = build_silver(spark, killed, SilverConfig(killed.config, **DAILY))
+    assert (rerun.mode, rerun.new_batches) == ("incremental", result.new_batches)
+    _assert_same_silver(killed, uninterrupted)
+
+
+def test_a_refit_killed_after_saving_its_parameters_then_rerun_finishes_it(spark, tmp_path):
+    uninterrupted, killed = _two_days(spark, tmp_path, "kill_refit")
+    refit = build_silver(spark, uninterrupted, SilverConfig(uninterrupted.config, refit=True))
+    assert (refit.mode, refit.rule_version, refit.refit_reason) == (
+        "refit",
+        2,
+        "requested (--refit)",
+    )
+
+    log = tmp_path / "silver.log"
+    process = _start("retail_segmentation.silver.task:main", [*_task_args(killed), "--refit"], log)
+    next_version = killed.version(SILVER_RULE_PARAMETERS) + 1
+    _kill_when(process, _has_commit(killed, SILVER_RULE_PARAMETERS, next_version), log)
+
+    # rule version 2 saved, not every line cleaned with it: the next run, --refit or not,
+    # cleans everything with it, as the killed run would have
+    killed = _lakehouse(spark, tmp_path / "b", "kill_refit_b")
+    rerun = build_silver(spark, killed, SilverConfig(killed.config))
+    assert (rerun.mode, rerun.rule_version, rerun.refit_reason) == (
+        "refit",
+        2,
+        "requested (--refit)",
+    )
+    _assert_same_silver(killed, uninterrupted)
 
 
 def _sweep_started(store: Path) -> Callable[[], bool]:

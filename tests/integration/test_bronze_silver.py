@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import pytest
 from chispa import assert_df_equality
@@ -20,6 +21,7 @@ from retail_segmentation.common.tables import (
     PIPELINE_LEDGER,
     SILVER_PRODUCTS,
     SILVER_QUARANTINE,
+    SILVER_RULE_PARAMETERS,
     SILVER_TRANSACTIONS,
 )
 from retail_segmentation.data.generator import GeneratorConfig, write_dataset
@@ -103,17 +105,25 @@ def test_bronze_to_silver_balances_and_reruns_change_nothing(spark, lakehouse, g
     assert steps[-2].rows_out == first.silver_rows
     assert sum(s.rows_quarantined for s in steps[:-1]) == first.quarantined_rows
 
-    tables = (SILVER_TRANSACTIONS, SILVER_QUARANTINE, SILVER_PRODUCTS, PIPELINE_LEDGER)
+    tables = (SILVER_TRANSACTIONS, SILVER_QUARANTINE, SILVER_PRODUCTS, SILVER_RULE_PARAMETERS)
     snapshots = {t: _snapshot(lakehouse, t) for t in tables}
+    # the ledger, but for what the totals' balance says of the run (full refresh or refit)
+    ledger = lakehouse.read(PIPELINE_LEDGER).drop("detail").localCheckpoint()
     # a finished run on this bronze version and these parameters is recognised...
     assert is_up_to_date(lakehouse, first.run_id)
     other = SilverConfig(tables=lakehouse.config, iqr_multiplier=3.0)
     assert not is_up_to_date(lakehouse, silver_run_id(0, other))
-    # ...and forcing a rebuild gives the same tables
-    second = build_silver(spark, lakehouse, silver_config)
-    assert second == first
+    # ...and cleaning everything again gives the same tables
+    second = build_silver(spark, lakehouse, replace(silver_config, full_refresh=True))
+    assert (first.mode, second.mode) == ("refit", "full_refresh")
+    assert replace(second, mode="refit", refit_reason=first.refit_reason, date_formats=()) == (
+        replace(first, date_formats=())
+    )
     for table, before in snapshots.items():
         assert_df_equality(lakehouse.read(table), before, ignore_row_order=True)
+    assert_df_equality(
+        lakehouse.read(PIPELINE_LEDGER).drop("detail"), ledger, ignore_row_order=True
+    )
 
 
 def test_second_process_reads_tables_by_name(spark, lakehouse, generated):

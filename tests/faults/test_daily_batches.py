@@ -1,0 +1,144 @@
+"""Daily files landing in awkward ways: two days at once, a late file dated before the batches
+already cleaned, a file landed again. Each ends with the silver tables a day-at-a-time run (or
+a full refresh) leaves, and the ledger balancing per batch and in total."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+
+import pytest
+from chispa import assert_df_equality
+from daily_lines import DAY_1, DAY_2, UK, land
+from pyspark.sql import functions as F
+
+from retail_segmentation.common.config import TableConfig
+from retail_segmentation.common.tables import (
+    BRONZE_TRANSACTIONS,
+    PIPELINE_LEDGER,
+    SILVER_PRODUCTS,
+    SILVER_QUARANTINE,
+    SILVER_TRANSACTIONS,
+    Lakehouse,
+)
+from retail_segmentation.silver.task import BATCH_RUN_PREFIX, SilverConfig, build_silver
+
+pytestmark = pytest.mark.faults
+
+TABLES = (SILVER_TRANSACTIONS, SILVER_QUARANTINE, SILVER_PRODUCTS)
+# Dated before day 1: an older sale (the later one stays C536380's match), a return matched
+# inside the file, a line filled from day 1's line of its invoice, and a line that gives day 1's
+# invoice 536365 a second customer (its line without one is quarantined now).
+LATE = (
+    f"536300,22960,JAM MAKING SET,6,2010-11-28 10:00:00,4.25,13047,{UK}",
+    f"536301,71053,WHITE METAL LANTERN,6,2010-11-29 10:00:00,3.39,17850,{UK}",
+    f"C536302,71053,WHITE METAL LANTERN,-6,2010-11-30 10:00:00,3.39,17850,{UK}",
+    f"536390,22633,HAND WARMER,2,2010-12-02 11:00:00,1.85,,{UK}",  # filled from day 1: 12583
+    f"536365,22633,HAND WARMER,2,2010-12-01 08:26:00,1.85,17851,{UK}",
+)
+INGESTED = [dt.datetime(2010, 12, d, 6) for d in (10, 13, 14)]  # the day after each file
+POLICY = {"refit_after_days": 0, "refit_drift": 1.0}
+
+
+def _lakehouse(spark, root, schema):
+    return Lakehouse.attach(spark, TableConfig(schema=schema, lakehouse_dir=str(root)))
+
+
+def assert_ledger_balances(lakehouse, total_run_id):
+    """Per batch: bronze = silver + quarantine + duplicates, as bronze and the tables count
+    them; in total: the sum of the batches."""
+    bronze = {
+        r["_batch_id"]: r["count"]
+        for r in lakehouse.read(BRONZE_TRANSACTIONS).groupBy("_batch_id").count().collect()
+    }
+    written = {}
+    for table in (SILVER_TRANSACTIONS, SILVER_QUARANTINE):
+        for r in lakehouse.read(table).groupBy("_batch_id").count().collect():
+            written[r["_batch_id"]] = written.get(r["_batch_id"], 0) + r["count"]
+    balances = lakehouse.read(PIPELINE_LEDGER).where("layer = 'silver' AND rule = 'balance'")
+    per_batch = {
+        r.run_id[len(BATCH_RUN_PREFIX) :]: r
+        for r in balances.where(F.col("run_id").startswith(BATCH_RUN_PREFIX)).collect()
+    }
+    assert set(per_batch) == set(bronze)
+    for batch, entry in per_batch.items():
+        assert (
+            entry.rows_in
+            == bronze[batch]
+            == entry.rows_out + entry.rows_quarantined + (entry.rows_removed)
+        )
+        assert entry.rows_out + entry.rows_quarantined == written.get(batch, 0)
+    total = balances.where(F.col("run_id") == total_run_id).first()
+    for column in ("rows_in", "rows_out", "rows_quarantined", "rows_removed"):
+        assert total[column] == sum(e[column] for e in per_batch.values()), column
+
+
+def _in_folder(df, folder):
+    """`df` with the landing folder's path left out of file names and ledger details, and
+    without the files' modification times."""
+    prefix = re.escape(f"file:{folder}/")
+    text = [c for c in ("_source_file", "detail") if c in df.columns]
+    return df.withColumns({c: F.regexp_replace(c, prefix, "") for c in text}).drop(
+        "_file_modified_at"
+    )
+
+
+def _batch_entries(lakehouse):
+    return lakehouse.read(PIPELINE_LEDGER).where(F.col("run_id").startswith(BATCH_RUN_PREFIX))
+
+
+def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refresh(spark, tmp_path):
+    days = (("day1.csv", DAY_1), ("day2.csv", DAY_2), ("late.csv", LATE))
+    one_by_one = _lakehouse(spark, tmp_path / "a", "daily_one_by_one")
+    for (name, lines), now in zip(days, INGESTED, strict=True):
+        land(spark, one_by_one, tmp_path / "a_landing", name, lines, now=now)
+        last = build_silver(spark, one_by_one, SilverConfig(one_by_one.config, **POLICY))
+    assert (last.mode, last.rule_version) == ("incremental", 1)
+    assert last.earlier_lines_changed == 1  # day 1's 536365 line without a customer
+
+    at_once = _lakehouse(spark, tmp_path / "b", "daily_at_once")
+    land(spark, at_once, tmp_path / "b_landing", *days[0], now=INGESTED[0])
+    build_silver(spark, at_once, SilverConfig(at_once.config, **POLICY))
+    for (name, lines), now in zip(days[1:], INGESTED[1:], strict=True):
+        land(spark, at_once, tmp_path / "b_landing", name, lines, now=now)
+    both = build_silver(spark, at_once, SilverConfig(at_once.config, **POLICY))
+    assert (both.mode, len(both.new_batches)) == ("incremental", 2)
+
+    # the same files, landed in two folders: compared by file name
+    a, b = tmp_path / "a_landing", tmp_path / "b_landing"
+    for table in (*TABLES, BRONZE_TRANSACTIONS):
+        assert_df_equality(
+            _in_folder(at_once.read(table), b),
+            _in_folder(one_by_one.read(table), a),
+            ignore_row_order=True,
+        )
+    assert_df_equality(
+        _in_folder(_batch_entries(at_once), b),
+        _in_folder(_batch_entries(one_by_one), a),
+        ignore_row_order=True,
+    )
+    assert_ledger_balances(one_by_one, last.run_id)
+    assert_ledger_balances(at_once, both.run_id)
+
+    snapshot = {t: one_by_one.read(t).localCheckpoint() for t in TABLES}
+    refresh = build_silver(spark, one_by_one, SilverConfig(one_by_one.config, full_refresh=True))
+    assert refresh.mode == "full_refresh"
+    for table, before in snapshot.items():
+        assert_df_equality(one_by_one.read(table), before, ignore_row_order=True)
+    assert_ledger_balances(one_by_one, refresh.run_id)
+
+
+def test_a_file_landed_again_adds_nothing(spark, lakehouse, tmp_path):
+    landing = tmp_path / "landing"
+    land(spark, lakehouse, landing, "day1.csv", DAY_1)
+    first = build_silver(spark, lakehouse, SilverConfig(lakehouse.config))
+    snapshot = {t: lakehouse.read(t).localCheckpoint() for t in (*TABLES, PIPELINE_LEDGER)}
+    shutil.copy(landing / "day1.csv", landing / "day1 (copy).csv")  # the same bytes again
+    assert land(spark, lakehouse, landing, "day1.csv", DAY_1) is None
+    again = build_silver(spark, lakehouse, SilverConfig(lakehouse.config))
+    assert again.mode == "up_to_date"
+    assert again.silver_rows == first.silver_rows
+    assert again.quarantined_rows == first.quarantined_rows
+    for table, before in snapshot.items():
+        assert_df_equality(lakehouse.read(table), before, ignore_row_order=True)

@@ -214,10 +214,11 @@ class Lakehouse:
         self._save(df, table, "overwrite", replace_where=condition)
 
     def merge_rows(self, df: DataFrame, table: str, key: str, delete: str | None = None) -> None:
-        """Upsert `df`'s rows into an existing table by `key` in one Delta commit (a SQL MERGE,
-        the same on Spark Connect). With `delete`, a row whose boolean column `delete` is true
-        removes the table's row with its key instead and is never inserted (`delete` itself is
-        not written). Rows of the table whose key `df` lacks stay as they are."""
+        """Upsert `df`'s rows into an existing table by `key` (null matching null) in one Delta
+        commit (a SQL MERGE, the same on Spark Connect). With `delete`, a row whose boolean
+        column `delete` is true removes the table's row with its key instead and is never
+        inserted (`delete` itself is not written). Rows of the table whose key `df` lacks stay
+        as they are."""
         key = validate_identifier(key, "column")
         clauses = "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
         if delete is not None:
@@ -238,7 +239,7 @@ class Lakehouse:
         try:
             self.spark.sql(
                 f"MERGE INTO {self.name(table)} AS t USING {view} AS s "
-                f"ON t.{key} = s.{key} {clauses}"
+                f"ON t.{key} <=> s.{key} {clauses}"
             )
         finally:
             self.spark.catalog.dropTempView(view)

@@ -166,9 +166,19 @@ def _invoice_join(df: DataFrame, invoices_df: DataFrame, how: str) -> DataFrame:
     )
 
 
-def lines_of_invoices(trimmed_df: DataFrame, invoices_df: DataFrame) -> DataFrame:
-    """Trimmed bronze lines whose invoice is one of `invoices_df`'s (null matches null)."""
-    return _invoice_join(trimmed_df, invoices_df, "left_semi")
+def lines_of_invoices(
+    bronze_df: DataFrame, invoices_df: DataFrame, null_tokens: Sequence[str]
+) -> DataFrame:
+    """Bronze lines whose (trimmed) invoice is one of `invoices_df`'s, null matching null,
+    trimmed. Only the invoice is trimmed before the join, so the other columns of all of
+    bronze are never computed."""
+    keyed = bronze_df.withColumn("_invoice_key", rules.cleaned_text("invoice", null_tokens))
+    matching = keyed.join(
+        F.broadcast(invoices_df.withColumnRenamed("invoice", "_key")),
+        F.col("_invoice_key").eqNullSafe(F.col("_key")),
+        "left_semi",
+    ).drop("_invoice_key")
+    return rules.with_trimmed_text(matching, null_tokens)
 
 
 def _keys(df: DataFrame, kept: Column) -> DataFrame:

@@ -102,17 +102,18 @@ def with_quarantine(
     )
 
 
+def cleaned_text(column: str, null_tokens: Sequence[str] = DEFAULT_NULL_TOKENS) -> Column:
+    """A text column trimmed; blank and null tokens (any case) become null."""
+    tokens = sorted({t.strip().lower() for t in null_tokens} | {""})
+    trimmed = F.trim(F.col(column))
+    return F.when(~F.lower(trimmed).isin(tokens), trimmed)
+
+
 def with_trimmed_text(
     bronze_df: DataFrame, null_tokens: Sequence[str] = DEFAULT_NULL_TOKENS
 ) -> DataFrame:
     """Trim the canonical text columns; blanks and null tokens (any case) become null."""
-    tokens = sorted({t.strip().lower() for t in null_tokens} | {""})
-
-    def cleaned(column: str) -> Column:
-        trimmed = F.trim(F.col(column))
-        return F.when(~F.lower(trimmed).isin(tokens), trimmed)
-
-    return bronze_df.withColumns({c: cleaned(c) for c in CANONICAL_COLUMNS})
+    return bronze_df.withColumns({c: cleaned_text(c, null_tokens) for c in CANONICAL_COLUMNS})
 
 
 def filter_exact_duplicates(df: DataFrame) -> DataFrame:

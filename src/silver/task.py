@@ -356,14 +356,15 @@ def clean_increment(
     date format of every file cleaned before. The marked lines returned are the new ones and
     the earlier ones whose outcome changed.
     """
-    trimmed_df = bronze_df.transform(rules.with_trimmed_text, null_tokens=config.null_tokens)
-    new_df = trimmed_df.where(F.col("_batch_id").isin(list(new_batches)))
+    new_df = bronze_df.where(F.col("_batch_id").isin(list(new_batches))).transform(
+        rules.with_trimmed_text, null_tokens=config.null_tokens
+    )
     date_formats = detect_date_formats(new_df, config.date_format)
     patterns = {**earlier_formats, **{f.file: f.pattern for f in date_formats}}
     invoices_df = keep(increment.invoices_of(new_df), "invoices")
     typed_df = keep(
         _typed_lines(
-            increment.lines_of_invoices(trimmed_df, invoices_df),
+            increment.lines_of_invoices(bronze_df, invoices_df, config.null_tokens),
             patterns,
             config.non_product_codes,
         ),
@@ -757,26 +758,40 @@ def _plan(
     return _Plan("incremental" if new else "up_to_date", None, new)
 
 
-def _product_lines(marked_df: DataFrame) -> Row:
-    """lines, clipped (a value outside the IQR bounds) and newest day of the kept product lines."""
+def _product_lines(marked_df: DataFrame, by: Sequence[str] = ()) -> list[Row]:
+    """Per `by` group: lines, and the kept product lines' count, how many of them the IQR
+    bounds clipped (a value outside) and their newest day (one Spark action)."""
     product = rules.is_kept() & (F.col("line_type") != rules.LINE_NON_PRODUCT)
     return (
-        marked_df.where(product)
+        marked_df.groupBy(*by)
         .agg(
-            F.count(F.lit(1)).alias("lines"),
-            F.count_if(F.col("is_quantity_clipped") | F.col("is_price_clipped")).alias("clipped"),
-            F.max("invoice_date").alias("newest"),
+            F.count(F.lit(1)).alias("all_lines"),
+            F.count_if(product).alias("lines"),
+            F.count_if(product & (F.col("is_quantity_clipped") | F.col("is_price_clipped"))).alias(
+                "clipped"
+            ),
+            F.max(F.when(product, F.col("invoice_date"))).alias("newest"),
         )
-        .first()
+        .collect()
     )
 
 
-def _share(row: Row) -> float:
+def _sum_lines(rows: Sequence[Row]) -> dict[str, object]:
+    """The product-line figures of several `_product_lines` groups together."""
+    newest = [r["newest"] for r in rows if r["newest"] is not None]
+    return {
+        "lines": sum(r["lines"] for r in rows),
+        "clipped": sum(r["clipped"] for r in rows),
+        "newest": max(newest) if newest else None,
+    }
+
+
+def _share(row: Mapping[str, object]) -> float:
     return row["clipped"] / row["lines"] if row["lines"] else 0.0
 
 
 def _policy_reason(
-    config: SilverConfig, parameters: RuleParameters, new_lines: Row
+    config: SilverConfig, parameters: RuleParameters, new_lines: Mapping[str, object]
 ) -> tuple[str | None, float | None]:
     """Why the new lines call for a refit (age, drift), or None; and the drift measured."""
     newest = new_lines["newest"]
@@ -839,6 +854,30 @@ def _write_increment(
         lakehouse.delete_rows(moved_df.select("_row_id"), SILVER_TRANSACTIONS, "_row_id")
 
 
+def _update_products(lakehouse: Lakehouse, codes: Sequence[str | None]) -> None:
+    """silver_products' rows of `codes` computed again from silver, in one MERGE: a code
+    whose lines all left silver loses its row."""
+    if not codes:
+        return
+    known = [c for c in codes if c is not None]
+    wanted = F.col("stock_code").isin(known)
+    if None in codes:
+        wanted = wanted | F.col("stock_code").isNull()
+    fresh_df = build_products(lakehouse.read(SILVER_TRANSACTIONS).where(wanted))
+    codes_df = lakehouse.spark.createDataFrame([(c,) for c in codes], "stock_code string")
+    gone_df = codes_df.alias("c").join(
+        fresh_df.alias("f"), F.col("c.stock_code").eqNullSafe(F.col("f.stock_code")), "left_anti"
+    )
+    lakehouse.merge_rows(
+        fresh_df.withColumn("_delete", F.lit(False)).unionByName(
+            gone_df.withColumn("_delete", F.lit(True)), allowMissingColumns=True
+        ),
+        SILVER_PRODUCTS,
+        "stock_code",
+        "_delete",
+    )
+
+
 def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig) -> SilverResult:
     """Clean what bronze holds that silver has not cleaned, fitting the rule parameters when
     the policy says so, and record the ledger per batch and in total.
@@ -855,12 +894,16 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
     bronze_df = lakehouse.read(BRONZE_TRANSACTIONS, version=bronze.latest_version)
     parameters = current_parameters(lakehouse)
     records = batch_records(lakehouse)
-    batches = sorted(r[0] for r in bronze_df.select("_batch_id").distinct().collect())
+    bronze_rows = {
+        r["_batch_id"]: r["count"] for r in bronze_df.groupBy("_batch_id").count().collect()
+    }
+    batches = sorted(bronze_rows)
     tables_exist = all(lakehouse.exists(t) for t in (SILVER_TRANSACTIONS, SILVER_QUARANTINE))
     plan = _plan(config, parameters, bronze.version, records, batches, tables_exist)
     drift = None
     earlier_changed = 0
     touched: set[str] = set()
+    codes: list[str | None] = []  # stock codes of the lines an increment wrote
     with Intermediates(lakehouse, "silver") as intermediates:
         keep = intermediates.keep
         cleaned: CleanedLines | None = None
@@ -880,17 +923,14 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
             cleaned = clean_increment(
                 bronze_df, plan.new_batches, history_df, earlier_formats, fitted, config, keep
             )
-            new_lines = _product_lines(
-                cleaned.marked_df.where(F.col("_batch_id").isin(list(plan.new_batches)))
-            )
+            by_batch = _product_lines(cleaned.marked_df, ["_batch_id"])
+            new_lines = _sum_lines([r for r in by_batch if r["_batch_id"] in plan.new_batches])
             policy, drift = _policy_reason(config, parameters, new_lines)
             if policy is not None:
                 plan = _Plan("refit", policy, plan.new_batches, fit=True)
             else:
-                lines = {
-                    r["_batch_id"]: r["count"]
-                    for r in cleaned.marked_df.groupBy("_batch_id").count().collect()
-                }
+                lines = {r["_batch_id"]: r["all_lines"] for r in by_batch}
+                codes = [r[0] for r in cleaned.marked_df.select("stock_code").distinct().collect()]
                 touched = set(lines)
                 earlier_changed = sum(n for b, n in lines.items() if b not in plan.new_batches)
                 _write_increment(
@@ -920,7 +960,7 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
                 fitted=fitted,
             )
             if plan.fit:
-                fit_lines = _product_lines(cleaned.marked_df)
+                (fit_lines,) = _product_lines(cleaned.marked_df)
                 parameters = RuleParameters(
                     version=(parameters.version + 1) if parameters else 1,
                     quantity=cleaned.fitted.quantity,
@@ -949,7 +989,9 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
     # and no task after silver runs on it.
     all_counts, flags = written_counts(lakehouse)
     check_batches(all_counts, _raw_samples(lakehouse.read(SILVER_QUARANTINE)))
-    if plan.mode != "up_to_date":
+    if plan.mode == "incremental" and lakehouse.exists(SILVER_PRODUCTS):
+        _update_products(lakehouse, codes)
+    elif plan.mode != "up_to_date":
         lakehouse.overwrite(build_products(lakehouse.read(SILVER_TRANSACTIONS)), SILVER_PRODUCTS)
 
     new_records = {
@@ -963,9 +1005,6 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
         if cleaned is not None
     }
     records = {b: r for b, r in {**records, **new_records}.items() if b in set(batches)}
-    bronze_rows = {
-        r["_batch_id"]: r["count"] for r in bronze_df.groupBy("_batch_id").count().collect()
-    }
     return _account(
         lakehouse,
         run_id,

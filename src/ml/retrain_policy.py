@@ -1,0 +1,152 @@
+"""When the segmentation model is fitted again: the retraining policy and its drift measure.
+
+A daily run scores every customer with the `champion`; the sweep runs again only when one of
+these holds, each decision logged with its reasons:
+
+- there is no champion yet, or retraining is forced;
+- the champion is `max_age_days` or more older than the as-of date;
+- customers the champion never saw make up more than `max_new_customer_share` of today's;
+- a feature's distribution moved: its population stability index (PSI) between the
+  champion's training customers and today's exceeds `max_psi`.
+
+PSI = sum over bins of (a - e) * ln(a / e), with e and a the shares of the training and of
+today's customers in each bin; the bins are the training data's deciles. The usual reading:
+below 0.1 stable, 0.1 to 0.25 a moderate shift, above 0.25 a significant one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from retail_segmentation.common.errors import ConfigError
+
+# A bin's share is never taken below this, so an empty bin costs a large, finite PSI.
+MIN_SHARE = 1e-4
+DECILES = tuple(i / 10 for i in range(1, 10))
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    """The thresholds; see the module's docstring."""
+
+    max_age_days: int = 30
+    max_new_customer_share: float = 0.10
+    max_psi: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_age_days <= 3650:
+            raise ConfigError(
+                f"parameter max_age_days={self.max_age_days}: expected whole days in [0, 3650], "
+                "0 for never on age"
+            )
+        if not 0 < self.max_new_customer_share <= 1:
+            raise ConfigError(
+                f"parameter max_new_customer_share={self.max_new_customer_share}: expected a "
+                "share in (0, 1], e.g. 0.1"
+            )
+        if not self.max_psi > 0:
+            raise ConfigError(
+                f"parameter max_psi={self.max_psi}: expected a positive index, e.g. 0.25"
+            )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to fit the sweep again, and why (every reason that holds, or why not)."""
+
+    retrain: bool
+    reasons: tuple[str, ...]
+
+
+def population_stability_index(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """PSI between two distributions over the same bins, given as shares (or counts)."""
+    if len(expected) != len(actual) or not expected:
+        raise ValueError(f"expected shares over the same bins, got {expected} and {actual}")
+
+    def shares(values: Sequence[float]) -> list[float]:
+        total = float(sum(values))
+        return [max(v / total if total else 0.0, MIN_SHARE) for v in values]
+
+    pairs = zip(shares(expected), shares(actual), strict=True)
+    return sum((a - e) * math.log(a / e) for e, a in pairs)
+
+
+def decile_edges(df: DataFrame, columns: Sequence[str], accuracy: int = 10_000) -> dict:
+    """column -> its nine decile cut points in `df` (one Spark action; duplicates removed)."""
+    row = df.agg(
+        *[F.percentile_approx(c, list(DECILES), accuracy).alias(c) for c in columns]
+    ).first()
+    return {c: sorted({float(v) for v in (row[c] or [])}) for c in columns}
+
+
+def _bin(column: str, edges: Sequence[float]) -> Column:
+    """0..len(edges): how many edges the value is above (null: its own bin, -1)."""
+    value = F.col(column)
+    above = sum((F.when(value > edge, 1).otherwise(0) for edge in edges), F.lit(0))
+    return F.when(value.isNull(), -1).otherwise(above)
+
+
+def bin_counts(df: DataFrame, edges: Mapping[str, Sequence[float]]) -> dict[str, list[int]]:
+    """column -> customers per bin of its edges (bins 0..len(edges), then nulls), one Spark
+    action for every column."""
+    aggregations = []
+    for column, cuts in edges.items():
+        binned = _bin(column, cuts)
+        aggregations += [
+            F.count_if(binned == b).alias(f"{column}__{b}") for b in range(-1, len(cuts) + 1)
+        ]
+    row = df.agg(*aggregations).first()
+    return {
+        column: [int(row[f"{column}__{b}"]) for b in (*range(len(cuts) + 1), -1)]
+        for column, cuts in edges.items()
+    }
+
+
+def decide(
+    policy: RetrainPolicy,
+    as_of: dt.date,
+    champion_as_of: dt.date | None,
+    new_customer_share: float | None = None,
+    psi: Mapping[str, float] | None = None,
+    forced: bool = False,
+) -> Decision:
+    """The policy applied: `champion_as_of` is the as-of date of the data the champion was
+    fitted on (None: no champion)."""
+    if champion_as_of is None:
+        return Decision(True, ("no champion yet",))
+    reasons = []
+    if forced:
+        reasons.append("forced")
+    age = (as_of - champion_as_of).days
+    if policy.max_age_days and age >= policy.max_age_days:
+        reasons.append(f"the champion is {age} days old (max_age_days={policy.max_age_days})")
+    if new_customer_share is not None and new_customer_share > policy.max_new_customer_share:
+        reasons.append(
+            f"{new_customer_share:.1%} of the customers are new to the champion "
+            f"(max_new_customer_share={policy.max_new_customer_share:.0%})"
+        )
+    drifted = {f: v for f, v in (psi or {}).items() if v > policy.max_psi}
+    if drifted:
+        shown = ", ".join(f"{f} {v:.3f}" for f, v in sorted(drifted.items()))
+        reasons.append(f"feature drift: PSI {shown} (max_psi={policy.max_psi})")
+    if reasons:
+        return Decision(True, tuple(reasons))
+    worst = max((psi or {}).items(), key=lambda item: item[1], default=None)
+    return Decision(
+        False,
+        (
+            f"the champion is {age} days old, "
+            + (
+                f"{new_customer_share:.1%} of the customers are new"
+                if new_customer_share is not None
+                else "no customer count"
+            )
+            + (f", largest PSI {worst[0]} {worst[1]:.3f}" if worst else ""),
+        ),
+    )

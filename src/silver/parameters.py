@@ -107,19 +107,21 @@ def _from_rows(version: int, rows: dict[str, tuple[float | None, str | None]]) -
 
 
 def current_parameters(lakehouse: Lakehouse) -> RuleParameters | None:
-    """The newest version, or None before the first fit (one small read)."""
+    """The newest version, or None before the first fit (one Spark action)."""
     if not lakehouse.exists(SILVER_RULE_PARAMETERS):
         return None
-    table = lakehouse.read(SILVER_RULE_PARAMETERS)
-    newest = table.agg(F.max("version")).first()[0]
-    if newest is None:
-        return None
     rows = (
-        table.where((F.col("version") == newest) & (F.col("name") != MODAL_PRICE))
-        .select("name", "value", "text")
+        lakehouse.read(SILVER_RULE_PARAMETERS)
+        .where(F.col("name") != MODAL_PRICE)
+        .select("version", "name", "value", "text")
         .collect()
+    )  # a dozen rows per version
+    if not rows:
+        return None
+    newest = max(r["version"] for r in rows)
+    return _from_rows(
+        newest, {r["name"]: (r["value"], r["text"]) for r in rows if r["version"] == newest}
     )
-    return _from_rows(int(newest), {r["name"]: (r["value"], r["text"]) for r in rows})
 
 
 def modal_prices(lakehouse: Lakehouse, version: int) -> DataFrame:

@@ -63,6 +63,11 @@ MAINTENANCE_OPERATIONS = frozenset(
         "DOMAIN METADATA CLEANUP",
     }
 )
+# Tables that record Delta's change data feed from their first commit, so a downstream task
+# reads only the rows that changed since the version it last read (`Lakehouse.changes`).
+CHANGE_FEED_TABLES = frozenset({SILVER_TRANSACTIONS})
+CHANGE_FEED_PROPERTY = "delta.enableChangeDataFeed"
+
 # How far back the history is read to find the latest data-changing commit (then all of it).
 _HISTORY_WINDOW = 100
 
@@ -189,6 +194,42 @@ class Lakehouse:
         """Rows written by the table's latest data-changing commit, from Delta's metrics."""
         return self.data_commit(table).rows
 
+    def history(self, table: str, after_version: int) -> list[tuple[int, str, dict]]:
+        """(version, operation, operation parameters) of every commit after `after_version`,
+        oldest first: one DESCRIBE HISTORY read of just those commits."""
+        latest = self.version(table)
+        if latest <= after_version:
+            return []
+        rows = (
+            self.spark.sql(f"DESCRIBE HISTORY {self.name(table)} LIMIT {latest - after_version}")
+            .select("version", "operation", "operationParameters")
+            .collect()
+        )
+        return sorted(
+            (int(r["version"]), r["operation"], dict(r["operationParameters"] or {}))
+            for r in rows
+            if int(r["version"]) > after_version
+        )
+
+    def changes(self, table: str, first_version: int, last_version: int) -> DataFrame:
+        """Delta's change data feed of a table between two versions (both included): the rows
+        inserted, deleted and the before and after images of updated rows, with
+        `_change_type`, `_commit_version` and `_commit_timestamp`."""
+        return (
+            self.spark.read.option("readChangeFeed", "true")
+            .option("startingVersion", first_version)
+            .option("endingVersion", last_version)
+            .table(self.name(table))
+        )
+
+    def ensure_change_feed(self, table: str) -> None:
+        """Turn on the change data feed of a table created before it was recorded (one
+        SET TBLPROPERTIES commit, once; a maintenance commit, so no task redoes its work)."""
+        name = self.name(table)
+        row = self.spark.sql(f"SHOW TBLPROPERTIES {name} ({CHANGE_FEED_PROPERTY})").first()
+        if row is None or str(row["value"]).lower() != "true":
+            self.spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ({CHANGE_FEED_PROPERTY} = true)")
+
     def overwrite(self, df: DataFrame, table: str) -> None:
         """Replace a table's content in one Delta commit."""
         self._save(df, table, "overwrite")
@@ -250,6 +291,8 @@ class Lakehouse:
             writer = writer.option("replaceWhere", replace_where)
         elif mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
+        if table in CHANGE_FEED_TABLES:  # a table property: applies when the write creates it
+            writer = writer.option(CHANGE_FEED_PROPERTY, "true")
         if not self.databricks:
             self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.schema}")
             writer = writer.option("path", self.location(table))

@@ -34,15 +34,16 @@ from retail_segmentation.common.tables import (
     SILVER_TRANSACTIONS,
     Lakehouse,
 )
-from retail_segmentation.gold import aggregates
+from retail_segmentation.gold import aggregates, increment
 from retail_segmentation.gold.behavior import customer_behavior
 from retail_segmentation.gold.rfm import customer_measures, quintile_cuts, with_rfm_scores
+from retail_segmentation.silver.options import parse_flag
 
-BUSINESS_TABLES: dict[str, Callable[[DataFrame, dt.date], DataFrame]] = {
-    GOLD_PRODUCT_PERFORMANCE: aggregates.product_performance,
-    GOLD_SALES_BY_COUNTRY: aggregates.sales_by_country,
-    GOLD_SALES_BY_DAY: aggregates.sales_by_day,
-    GOLD_SALES_BY_WEEKDAY_HOUR: aggregates.sales_by_weekday_hour,
+BUSINESS_TABLES: dict[str, tuple[str, Callable[[DataFrame, dt.date], DataFrame]]] = {
+    GOLD_PRODUCT_PERFORMANCE: ("product", aggregates.product_performance),
+    GOLD_SALES_BY_COUNTRY: ("country", aggregates.sales_by_country),
+    GOLD_SALES_BY_DAY: ("day", aggregates.sales_by_day),
+    GOLD_SALES_BY_WEEKDAY_HOUR: ("weekday_hour", aggregates.sales_by_weekday_hour),
 }
 
 
@@ -51,27 +52,36 @@ GOLD_TABLES = (GOLD_CUSTOMER_RFM, GOLD_CUSTOMER_BEHAVIOR, *BUSINESS_TABLES)
 
 @dataclass(frozen=True)
 class GoldConfig:
-    """Parameters of the gold task; `as_of_date` None means the day after the last invoice."""
+    """Parameters of the gold task; `as_of_date` None means the day after the last invoice;
+    `full_refresh` rebuilds every table from all of silver."""
 
     tables: TableConfig
     as_of_date: dt.date | None = None
+    full_refresh: bool = False
 
 
 @dataclass(frozen=True)
 class GoldResult:
-    """What one gold run wrote."""
+    """What one gold run wrote, and how (increment.FULL or INCREMENTAL, and why)."""
 
     run_id: str
     as_of_date: dt.date
     rows: dict[str, int]
+    mode: str = increment.FULL
+    reason: str = ""
+
+
+def last_line_date(silver_df: DataFrame) -> dt.date:
+    """The day of the last invoice in silver."""
+    last = silver_df.agg(F.max("invoice_date")).first()[0]
+    if last is None:
+        raise ConfigError("silver_transactions is empty: nothing to build gold tables from")
+    return last.date()
 
 
 def default_as_of_date(silver_df: DataFrame) -> dt.date:
     """The day after the last invoice in silver."""
-    last = silver_df.agg(F.max("invoice_date")).first()[0]
-    if last is None:
-        raise ConfigError("silver_transactions is empty: nothing to build gold tables from")
-    return last.date() + dt.timedelta(days=1)
+    return last_line_date(silver_df) + dt.timedelta(days=1)
 
 
 def gold_run_id(silver_version: int, as_of: dt.date) -> str:
@@ -81,31 +91,75 @@ def gold_run_id(silver_version: int, as_of: dt.date) -> str:
 
 
 def build_gold(spark: SparkSession, lakehouse: Lakehouse, config: GoldConfig) -> GoldResult:
-    """Rebuild every gold table from one silver version, each in one Delta commit."""
+    """Bring every gold table to one silver version and as-of date, each in one Delta commit:
+    from the groups silver's change feed names when the tables' recorded state allows it
+    (`increment.plan_gold`), from all of silver otherwise."""
     if not lakehouse.exists(SILVER_TRANSACTIONS):
         raise ConfigError(
             f"table {lakehouse.name(SILVER_TRANSACTIONS)} does not exist: run the silver task first"
         )
     silver = lakehouse.data_commit(SILVER_TRANSACTIONS)
-    silver_version = silver.version
     silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver.latest_version)
-    as_of = config.as_of_date or default_as_of_date(silver_df)
-    run_id = gold_run_id(silver_version, as_of)
+    last_line = last_line_date(silver_df)
+    as_of = config.as_of_date or last_line + dt.timedelta(days=1)
+    run_id = gold_run_id(silver.version, as_of)
     stamp = F.lit(as_of).cast("date").alias("as_of_date")
+    state = None
+    if all(lakehouse.exists(t) for t in GOLD_TABLES):
+        state = increment.previous_state(lakehouse, lakehouse.data_version(GOLD_CUSTOMER_RFM))
+    plan = increment.plan_gold(
+        lakehouse, state, silver.version, as_of, last_line, config.full_refresh
+    )
 
+    if plan.mode == increment.INCREMENTAL:
+        assert plan.since is not None
+        changed_df = increment.changed_silver_rows(lakehouse, plan.since, silver.latest_version)
+
+        def build(table: str, keys: dict, rebuild: Callable[[DataFrame], DataFrame]) -> DataFrame:
+            return increment.refresh_groups(
+                lakehouse.read(table), silver_df, changed_df, keys, rebuild
+            )
+
+        measures_df = increment.refresh_groups(
+            increment.carried_measures(lakehouse.read(GOLD_CUSTOMER_RFM), as_of),
+            silver_df,
+            changed_df,
+            increment.group_keys(increment.CUSTOMER),
+            lambda lines: customer_measures(lines, as_of),
+        )
+        behavior_df = build(
+            GOLD_CUSTOMER_BEHAVIOR,
+            increment.group_keys(increment.CUSTOMER),
+            lambda lines: customer_behavior(lines, as_of),
+        )
+        business = {
+            table: build(table, increment.group_keys(group), lambda lines, f=f: f(lines, as_of))
+            for table, (group, f) in BUSINESS_TABLES.items()
+        }
+    else:
+        measures_df = customer_measures(silver_df, as_of)
+        behavior_df = customer_behavior(silver_df, as_of)
+        business = {table: f(silver_df, as_of) for table, (_, f) in BUSINESS_TABLES.items()}
+
+    # Each table is replaced whole (customer- or group-sized); an incremental run reads the
+    # table's own rows back in the same query.
     with Intermediates(lakehouse, "gold") as intermediates:
         # read twice: for the quintile cuts, then scored against them
-        measures_df = intermediates.keep(customer_measures(silver_df, as_of), "measures")
+        measures_df = intermediates.keep(measures_df, "measures")
         rfm_df = with_rfm_scores(measures_df, quintile_cuts(measures_df))
         lakehouse.overwrite(rfm_df.select("*", stamp), GOLD_CUSTOMER_RFM)
-    lakehouse.overwrite(
-        customer_behavior(silver_df, as_of).select("*", stamp), GOLD_CUSTOMER_BEHAVIOR
-    )
-    for table, build in BUSINESS_TABLES.items():
-        lakehouse.overwrite(build(silver_df, as_of).select("*", stamp), table)
+    for table, df in {GOLD_CUSTOMER_BEHAVIOR: behavior_df, **business}.items():
+        lakehouse.overwrite(df.select("*", stamp), table)
 
-    rows = {t: lakehouse.last_commit_rows(t) for t in GOLD_TABLES}
-    silver_rows = silver.rows
+    commits = {t: lakehouse.data_commit(t) for t in GOLD_TABLES}
+    detail = {
+        "silver_version": silver.version,
+        "as_of_date": as_of,
+        "last_line_date": last_line,
+        "rfm_version": commits[GOLD_CUSTOMER_RFM].version,
+        "mode": plan.mode,
+        "reason": plan.reason,
+    }
     record_ledger(
         lakehouse,
         [
@@ -114,14 +168,15 @@ def build_gold(spark: SparkSession, lakehouse: Lakehouse, config: GoldConfig) ->
                 "gold",
                 step,
                 table,
-                rows_in=silver_rows,
-                rows_out=count,
-                detail={"silver_version": silver_version, "as_of_date": as_of},
+                rows_in=silver.rows,
+                rows_out=commit.rows,
+                detail=detail,
             )
-            for step, (table, count) in enumerate(rows.items(), start=1)
+            for step, (table, commit) in enumerate(commits.items(), start=1)
         ],
     )
-    return GoldResult(run_id, as_of, rows)
+    rows = {t: c.rows for t, c in commits.items()}
+    return GoldResult(run_id, as_of, rows, plan.mode, plan.reason)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[bool, GoldConfig]:
@@ -133,10 +188,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[bool, GoldConfig]:
         default="",
         help="YYYY-MM-DD recency is counted back from (default: day after the last invoice)",
     )
+    parser.add_argument(
+        "--full-refresh",
+        nargs="?",
+        const="true",
+        default="false",
+        help="rebuild every table from all of silver instead of the customers and groups "
+        "silver's changes touch; true/false, alone: true",
+    )
     add_table_arguments(parser)
     args = parser.parse_args(argv)
     as_of = parse_date(args.as_of_date, "as_of_date") if args.as_of_date else None
-    return args.force, GoldConfig(tables=table_config_from_args(args), as_of_date=as_of)
+    return args.force, GoldConfig(
+        tables=table_config_from_args(args),
+        as_of_date=as_of,
+        full_refresh=parse_flag(args.full_refresh, "full_refresh"),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,4 +222,4 @@ def main(argv: list[str] | None = None) -> None:
             return
     result = build_gold(spark, lakehouse, config)
     summary = ", ".join(f"{t} {n}" for t, n in result.rows.items())
-    print(f"gold (as of {result.as_of_date}): {summary}")
+    print(f"gold ({result.mode}, as of {result.as_of_date}: {result.reason}): {summary}")

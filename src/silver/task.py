@@ -907,6 +907,8 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
                 lines = {r["_batch_id"]: r["all_lines"] for r in by_batch}
                 touched = set(lines)
                 earlier_changed = sum(n for b, n in lines.items() if b not in plan.new_batches)
+                # gold reads what this run changes from the change data feed
+                lakehouse.ensure_change_feed(SILVER_TRANSACTIONS)
                 _write_increment(
                     lakehouse,
                     bronze_df,

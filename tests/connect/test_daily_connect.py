@@ -1,6 +1,6 @@
 """Silver batch by batch over Spark Connect, under the serverless guard: the new batch's rows
 by replaceWhere, the earlier rows it changes by SQL MERGE through a temporary view, and a full
-refresh that gives the same tables."""
+refresh that gives the same tables; gold from silver's change data feed, equal to a rebuild."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from retail_segmentation.common.tables import (
     SILVER_TRANSACTIONS,
     Lakehouse,
 )
+from retail_segmentation.gold.task import GOLD_TABLES, GoldConfig, build_gold
 from retail_segmentation.silver.task import SilverConfig, build_silver
 
 POLICY = {"refit_after_days": 0, "refit_drift": 1.0}
@@ -25,10 +26,21 @@ def test_an_increment_over_spark_connect_equals_a_full_refresh(spark, tmp_path):
     )
     day_1 = land(spark, lakehouse, tmp_path / "landing", "day1.csv", DAY_1)
     assert build_silver(spark, lakehouse, SilverConfig(lakehouse.config, **POLICY)).mode == "refit"
+    assert build_gold(spark, lakehouse, GoldConfig(lakehouse.config)).mode == "full"
     land(spark, lakehouse, tmp_path / "landing", "day2.csv", DAY_2)
     second = build_silver(spark, lakehouse, SilverConfig(lakehouse.config, **POLICY))
     assert (second.mode, second.earlier_lines_changed) == ("incremental", 4)
     assert silver_state(lakehouse)[("C536380", "22960", day_1)] == ("silver", "13047", "536368")
+
+    assert build_gold(spark, lakehouse, GoldConfig(lakehouse.config)).mode == "incremental"
+    gold = {t: lakehouse.version(t) for t in GOLD_TABLES}
+    build_gold(spark, lakehouse, GoldConfig(lakehouse.config, full_refresh=True))
+    for table in GOLD_TABLES:
+        assert_df_equality(
+            lakehouse.read(table),
+            lakehouse.read(table, version=gold[table]),
+            ignore_row_order=True,
+        )
 
     tables = (SILVER_TRANSACTIONS, SILVER_QUARANTINE, SILVER_PRODUCTS)
     versions = {t: lakehouse.version(t) for t in tables}

@@ -19,19 +19,20 @@ from retail_segmentation.common.errors import ConfigError
 from retail_segmentation.common.tables import GOLD_CUSTOMER_BEHAVIOR, GOLD_CUSTOMER_RFM, Lakehouse
 from retail_segmentation.ml import measures
 from retail_segmentation.ml.features import customer_features_input
+from retail_segmentation.ml.retrain_policy import DECISION_ROLE, DECISION_TAG
 from retail_segmentation.ml.sweep import (
     GOLD_VERSIONS_TAG,
     MODEL_URI_TAG,
+    ROLE_TAG,
     WINNER_TAG,
     gold_commits,
     gold_versions_tag,
     latest_finished_sweep,
 )
-from retail_segmentation.ml.tracking import MlflowConfig
+from retail_segmentation.ml.tracking import CHAMPION, MlflowConfig
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
@@ -61,6 +62,7 @@ class RegisterOutcome:
     winner_silhouette: float
     champion_version: str | None  # the champion before this run
     champion_silhouette: float | None  # measured on today's data
+    kept: str | None = None  # why the retraining policy kept the champion (nothing registered)
 
 
 def decide_alias(
@@ -102,6 +104,30 @@ def latest_sweep(experiment_id: str, versions_tag: str):  # -> mlflow Run
     return sweep
 
 
+def _kept_by_policy(client, experiment_id: str, name: str, versions_tag: str):
+    """The champion as it stands when the sweep's retraining policy kept it on these gold
+    versions (the decision run's reasons), else None."""
+    import mlflow
+
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=(
+            f"tags.`{ROLE_TAG}` = '{DECISION_ROLE}' AND tags.`{GOLD_VERSIONS_TAG}` = "
+            f"'{versions_tag}' AND attributes.status = 'FINISHED'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs or runs[0].data.tags.get(DECISION_TAG) != "keep":
+        return None
+    champion = client.get_model_version_by_alias(name, CHAMPION)
+    silhouette = float((champion.tags or {}).get("silhouette", "nan"))
+    reasons = runs[0].data.tags.get("mlflow.note.content", "")
+    version = str(champion.version)
+    return RegisterOutcome(name, version, CHAMPION, silhouette, version, None, kept=reasons)
+
+
 def register_winner(
     spark: SparkSession, lakehouse: Lakehouse, config: RegisterConfig
 ) -> RegisterOutcome:
@@ -114,7 +140,12 @@ def register_winner(
     name = config.mlflow.model_name
     commits = gold_commits(lakehouse)
     versions = {table: commit.version for table, commit in commits.items()}
-    sweep = latest_sweep(experiment_id, gold_versions_tag(versions))
+    versions_tag = gold_versions_tag(versions)
+    if latest_finished_sweep(experiment_id, GOLD_VERSIONS_TAG, versions_tag) is None:
+        kept = _kept_by_policy(client, experiment_id, name, versions_tag)
+        if kept is not None:
+            return kept
+    sweep = latest_sweep(experiment_id, versions_tag)
     winner_run_id = sweep.data.tags[WINNER_TAG]
     winner_silhouette = float(client.get_run(winner_run_id).data.metrics["silhouette"])
 

@@ -17,6 +17,7 @@ below 0.1 stable, 0.1 to 0.25 a moderate shift, above 0.25 a significant one.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -149,4 +150,76 @@ def decide(
             )
             + (f", largest PSI {worst[0]} {worst[1]:.3f}" if worst else ""),
         ),
+    )
+
+
+# Tags of a sweep's parent run: what its customers looked like, compared with later ones.
+AS_OF_TAG = "retail_seg.as_of_date"
+PROFILE_TAG = "retail_seg.feature_bins"
+DECISION_ROLE = "retrain_decision"
+DECISION_TAG = "retail_seg.decision"
+
+
+@dataclass(frozen=True)
+class TrainingProfile:
+    """The data a model was fitted on: its as-of date, and per feature the training deciles
+    (bin edges) and the customers in each bin (nulls last)."""
+
+    as_of: dt.date
+    edges: dict[str, list[float]]
+    counts: dict[str, list[int]]
+
+    def tags(self) -> dict[str, str]:
+        """The profile as run tags (a few hundred characters of JSON)."""
+        bins = {c: {"edges": self.edges[c], "counts": self.counts[c]} for c in self.edges}
+        return {AS_OF_TAG: self.as_of.isoformat(), PROFILE_TAG: json.dumps(bins, sort_keys=True)}
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> TrainingProfile | None:
+        """The profile a sweep run recorded; None for runs from before profiles existed."""
+        if AS_OF_TAG not in tags or PROFILE_TAG not in tags:
+            return None
+        bins = json.loads(tags[PROFILE_TAG])
+        return cls(
+            dt.date.fromisoformat(tags[AS_OF_TAG]),
+            {c: [float(v) for v in b["edges"]] for c, b in bins.items()},
+            {c: [int(v) for v in b["counts"]] for c, b in bins.items()},
+        )
+
+
+def training_profile(
+    input_df: DataFrame, columns: Sequence[str], as_of: dt.date
+) -> TrainingProfile:
+    """Deciles and bin counts of the model input's `columns` (two Spark actions)."""
+    edges = decile_edges(input_df, columns)
+    return TrainingProfile(as_of, edges, bin_counts(input_df, edges))
+
+
+@dataclass(frozen=True)
+class Measures:
+    """Today's customers against the champion's training profile."""
+
+    customers: int
+    new_customer_share: float
+    psi: dict[str, float]
+    age_days: int
+
+
+def measure(
+    profile: TrainingProfile, rfm_df: DataFrame, input_df: DataFrame, as_of: dt.date
+) -> Measures:
+    """New customers (first purchase on or after the training as-of date: the champion never
+    saw them) and each feature's PSI against the training bins (two Spark actions)."""
+    row = rfm_df.agg(
+        F.count("*").alias("customers"),
+        F.count_if(F.to_date("first_purchase") >= F.lit(profile.as_of)).alias("new"),
+    ).first()
+    customers = int(row["customers"])
+    today = bin_counts(input_df, profile.edges)
+    psi = {c: population_stability_index(profile.counts[c], today[c]) for c in profile.edges}
+    return Measures(
+        customers,
+        int(row["new"]) / customers if customers else 0.0,
+        psi,
+        (as_of - profile.as_of).days,
     )

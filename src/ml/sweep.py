@@ -21,9 +21,10 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.errors import ConfigError
@@ -56,8 +57,18 @@ from retail_segmentation.ml.features import (
     feature_names,
     fit_features,
 )
+from retail_segmentation.ml.retrain_policy import (
+    DECISION_ROLE,
+    DECISION_TAG,
+    Decision,
+    RetrainPolicy,
+    TrainingProfile,
+    decide,
+    measure,
+    training_profile,
+)
 from retail_segmentation.ml.segment_model import SegmentModel
-from retail_segmentation.ml.tracking import MlflowConfig, git_commit
+from retail_segmentation.ml.tracking import CHAMPION, MlflowConfig, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +100,8 @@ class SweepConfig:
     git_commit: str = ""
     parallelism: int = 4  # Spark engine: candidates fitted at once; does not change any result
     engine: str = AUTO
+    policy: RetrainPolicy = field(default_factory=RetrainPolicy)
+    retrain: bool = False  # fit even when the policy keeps the champion
 
     def __post_init__(self) -> None:
         if not 1 <= self.parallelism <= 64:
@@ -109,10 +122,16 @@ class SweepOutcome:
     parent_run_id: str
     sweep_key: str
     results: tuple[FitResult, ...]
-    winner: FitResult
+    winner: FitResult | None  # None when the policy kept the champion
     seconds: float
     reused: bool = False
     engine: str = ""
+    decision: Decision | None = None  # None: no policy applied (a reused sweep)
+
+    @property
+    def kept(self) -> bool:
+        """True when the policy kept the champion and nothing was fitted."""
+        return self.winner is None
 
 
 def choose_engine(requested: str, kind: ComputeKind, customers: int) -> str:
@@ -218,12 +237,27 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
             GOLD_CUSTOMER_BEHAVIOR, version=commits[GOLD_CUSTOMER_BEHAVIOR].latest_version
         ),
     )
+    as_of = rfm_df.agg(F.max("as_of_date")).first()[0]
+    decision, decision_run_id = _retrain_decision(
+        client, config, key, versions, rfm_df, input_df, as_of
+    )
+    if not decision.retrain:
+        return SweepOutcome(
+            decision_run_id,
+            key,
+            (),
+            None,
+            time.perf_counter() - start,
+            engine=engine,
+            decision=decision,
+        )
     commit = git_commit(config.git_commit)
     tags = {ROLE_TAG: "sweep", SWEEP_KEY_TAG: key, GOLD_VERSIONS_TAG: gold_versions_tag(versions)}
+    profile = training_profile(input_df, params.features.input_columns, as_of)
     if commit:
         tags["mlflow.source.git.commit"] = commit
     run_name = f"sweep {gold_versions_tag(versions)}"
-    with mlflow.start_run(run_name=run_name, tags=tags) as parent:
+    with mlflow.start_run(run_name=run_name, tags={**tags, **profile.tags()}) as parent:
         _log_sweep_params(params, customers, engine)
         inputs = training_inputs(lakehouse, commits)
         client.log_inputs(parent.info.run_id, datasets=inputs)
@@ -255,8 +289,106 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
             mlflow.log_metric("winner_adjusted_rand_index", winner.adjusted_rand_index)
         _log_sweep_artifacts(results, winner)
     return SweepOutcome(
-        parent.info.run_id, key, tuple(results), winner, time.perf_counter() - start, False, engine
+        parent.info.run_id,
+        key,
+        tuple(results),
+        winner,
+        time.perf_counter() - start,
+        False,
+        engine,
+        decision,
     )
+
+
+def champion_profile(client, model_name: str):  # -> (version, TrainingProfile | None) | None
+    """The champion's version and the training profile its sweep recorded; None when the
+    model has no champion."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    sweep_run_id = (champion.tags or {}).get("sweep_run_id")
+    tags = client.get_run(sweep_run_id).data.tags if sweep_run_id else {}
+    return str(champion.version), TrainingProfile.from_tags(tags)
+
+
+def _retrain_decision(
+    client, config: SweepConfig, key: str, versions: dict[str, int], rfm_df, input_df, as_of
+) -> tuple[Decision, str]:
+    """Apply the retraining policy to today's customers and log the decision, its reasons
+    and its measures (PSI per feature, new customers, the champion's age) as an MLflow run;
+    a rerun on the same gold versions reads the decision back instead."""
+    import mlflow
+
+    previous = _latest_run(
+        config, f"tags.`{ROLE_TAG}` = '{DECISION_ROLE}' AND tags.`{SWEEP_KEY_TAG}` = '{key}'"
+    )
+    kept = previous is not None and previous.data.tags.get(DECISION_TAG) == "keep"
+    if kept and not config.retrain:
+        reasons = tuple(json.loads(previous.data.tags.get("retail_seg.reasons", "[]")))
+        return Decision(False, reasons), previous.info.run_id
+    champion = champion_profile(client, config.mlflow.model_name)
+    metrics: dict[str, float] = {}
+    if champion is None:
+        decision = decide(config.policy, as_of, None, forced=config.retrain)
+    elif champion[1] is None:
+        decision = Decision(
+            True, (f"the champion v{champion[0]} has no recorded training profile",)
+        )
+    else:
+        measured = measure(champion[1], rfm_df, input_df, as_of)
+        decision = decide(
+            config.policy,
+            as_of,
+            champion[1].as_of,
+            measured.new_customer_share,
+            measured.psi,
+            forced=config.retrain,
+        )
+        metrics = {
+            "champion_age_days": measured.age_days,
+            "new_customer_share": measured.new_customer_share,
+            **{f"psi_{feature}": value for feature, value in measured.psi.items()},
+        }
+    tags = {
+        ROLE_TAG: DECISION_ROLE,
+        SWEEP_KEY_TAG: key,
+        GOLD_VERSIONS_TAG: gold_versions_tag(versions),
+        DECISION_TAG: "retrain" if decision.retrain else "keep",
+        "retail_seg.reasons": json.dumps(list(decision.reasons)),
+        "mlflow.note.content": "; ".join(decision.reasons),
+    }
+    run_name = f"retrain decision {gold_versions_tag(versions)}"
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        mlflow.log_params(
+            {
+                "max_age_days": config.policy.max_age_days,
+                "max_new_customer_share": config.policy.max_new_customer_share,
+                "max_psi": config.policy.max_psi,
+                "forced": config.retrain,
+                "as_of_date": as_of,
+            }
+        )
+        if metrics:
+            mlflow.log_metrics(metrics)
+    log.info("retrain policy: %s (%s)", "retrain" if decision.retrain else "keep", decision.reasons)
+    return decision, run.info.run_id
+
+
+def _latest_run(config: SweepConfig, filter_string: str):
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment_name)
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment.experiment_id],
+        filter_string=f"{filter_string} AND attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0] if runs else None
 
 
 def _sklearn_candidates(

@@ -49,6 +49,7 @@ from retail_segmentation.ml.clustering import ALGORITHMS, SweepParams
 from retail_segmentation.ml.features import FEATURE_SETS, FeatureSpec, customer_features_input
 from retail_segmentation.ml.recommend import AlsParams, purchase_matrix, recommend_products
 from retail_segmentation.ml.registry import CHAMPION, RegisterConfig, register_winner
+from retail_segmentation.ml.retrain_policy import RetrainPolicy
 from retail_segmentation.ml.scoring import (
     ScoringRun,
     assign_segments,
@@ -69,6 +70,7 @@ from retail_segmentation.ml.tracking import (
     add_mlflow_arguments,
     mlflow_config_from_args,
 )
+from retail_segmentation.silver.options import parse_flag
 
 
 def _parser(prog: str, description: str, mlflow: bool = True) -> argparse.ArgumentParser:
@@ -154,6 +156,35 @@ def parse_sweep_args(argv: list[str] | None = None) -> SweepConfig:
     parser.add_argument(
         "--git-commit", default="", help="commit to tag runs with (default: git rev-parse HEAD)"
     )
+    defaults = RetrainPolicy()
+    parser.add_argument(
+        "--retrain",
+        nargs="?",
+        const="true",
+        default="false",
+        help="fit even when the retraining policy keeps the champion; true/false, alone: true",
+    )
+    parser.add_argument(
+        "--max-model-age-days",
+        type=int,
+        default=defaults.max_age_days,
+        help="retrain when the champion's data is this many days older than today's "
+        f"(default: {defaults.max_age_days}; 0: never on age)",
+    )
+    parser.add_argument(
+        "--max-new-customer-share",
+        type=float,
+        default=defaults.max_new_customer_share,
+        help="retrain when more than this share of customers is new to the champion "
+        f"(default: {defaults.max_new_customer_share})",
+    )
+    parser.add_argument(
+        "--max-psi",
+        type=float,
+        default=defaults.max_psi,
+        help="retrain when a feature's population stability index against the champion's "
+        f"training data exceeds this (default: {defaults.max_psi})",
+    )
     args = parser.parse_args(argv)
     k_min, k_max = _ints(args.k_range, "k_range")
     tables = table_config_from_args(args)
@@ -174,6 +205,8 @@ def parse_sweep_args(argv: list[str] | None = None) -> SweepConfig:
         git_commit=args.git_commit,
         parallelism=args.parallelism,
         engine=args.engine,
+        policy=RetrainPolicy(args.max_model_age_days, args.max_new_customer_share, args.max_psi),
+        retrain=parse_flag(args.retrain, "retrain"),
     )
 
 
@@ -182,6 +215,12 @@ def sweep_main(argv: list[str] | None = None) -> None:
     config = parse_sweep_args(argv)
     spark, lakehouse = _session(config.tables)
     outcome = run_sweep(spark, lakehouse, config)
+    if outcome.kept:
+        reasons = "; ".join(outcome.decision.reasons if outcome.decision else ())
+        print(f"sweep: the champion stays, the retraining policy does not fire ({reasons})")
+        return
+    if outcome.decision is not None:
+        print(f"sweep: retraining ({'; '.join(outcome.decision.reasons)})")
     if outcome.reused:
         print(f"sweep: up to date ({outcome.sweep_key}), nothing to do")
     for r in outcome.results:
@@ -214,6 +253,12 @@ def register_main(argv: list[str] | None = None) -> None:
     config = RegisterConfig(tables, mlflow_config_from_args(args, tables), args.min_improvement)
     spark, lakehouse = _session(tables)
     outcome = register_winner(spark, lakehouse, config)
+    if outcome.kept is not None:
+        print(
+            f"register: {outcome.model_name} v{outcome.version} stays @{outcome.alias}, no new "
+            f"sweep ({outcome.kept})"
+        )
+        return
     versus = (
         ""
         if outcome.champion_silhouette is None or outcome.champion_version == outcome.version

@@ -33,6 +33,10 @@ EXPERIMENT_KIND = "custom_model_development"
 _EXPERIMENT = re.compile(r"^[A-Za-z0-9_./ @+\[\]-]{1,200}$")
 
 
+# The registered model's alias that scores customers (set by the register task).
+CHAMPION = "champion"
+
+
 @dataclass(frozen=True)
 class MlflowConfig:
     """Tracking and registry locations, the experiment and the registered model's name."""

@@ -3,8 +3,11 @@ winner beats it on the same data, else the winner becomes the challenger."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import mlflow
 import pytest
+from pyspark.sql import functions as F
 
 from retail_segmentation.common.errors import ConfigError
 from retail_segmentation.common.tables import GOLD_CUSTOMER_BEHAVIOR, GOLD_CUSTOMER_RFM
@@ -14,7 +17,11 @@ from retail_segmentation.ml.registry import RegisterConfig, decide_alias, regist
 from retail_segmentation.ml.sweep import SweepConfig, run_sweep
 from retail_segmentation.ml.tracking import MlflowConfig
 
-RFM_DDL = "customer_id string, recency_days int, frequency long, monetary double"
+RFM_DDL = (
+    "customer_id string, recency_days int, frequency long, monetary double, "
+    "first_purchase timestamp, as_of_date date"
+)
+AS_OF = dt.date(2011, 12, 10)
 BEHAVIOR_DDL = (
     "customer_id string, avg_basket_value double, distinct_products long, cancellation_rate double"
 )
@@ -49,6 +56,8 @@ def gold_lakehouse(spark, lakehouse):
                     int(recency * wobble),
                     max(1, int(frequency * wobble)),
                     monetary * wobble,
+                    dt.datetime(2011, 1, 1),
+                    AS_OF,
                 )
             )
             behavior_rows.append((customer, monetary / frequency, 10 + g, 0.0))
@@ -58,9 +67,11 @@ def gold_lakehouse(spark, lakehouse):
     mlflow.set_tracking_uri(None)
 
 
-def _sweep(spark, lakehouse, store, algorithm, k, engine="auto"):
+def _sweep(spark, lakehouse, store, algorithm, k, engine="auto", retrain=True):
     params = SweepParams(algorithms=(algorithm,), k_min=k, k_max=k, max_iter=20)
-    config = SweepConfig(lakehouse.config, store, params, parallelism=1, engine=engine)
+    config = SweepConfig(
+        lakehouse.config, store, params, parallelism=1, engine=engine, retrain=retrain
+    )
     return run_sweep(spark, lakehouse, config)
 
 
@@ -104,6 +115,57 @@ def test_champion_moves_to_a_better_winner_and_a_worse_one_is_challenger(
     assert sorted(str(v.version) for v in versions) == ["1", "2", "3"]
     champion = client.get_model_version_by_alias(store.model_name, "champion")
     assert champion.run_id == strong.winner.run_id
+
+
+def test_the_sweep_runs_only_when_the_retraining_policy_fires(spark, gold_lakehouse):
+    lakehouse = gold_lakehouse
+    store = MlflowConfig.for_tables(lakehouse.config)
+    config = RegisterConfig(lakehouse.config, store)
+    first = _sweep(spark, lakehouse, store, "kmeans", 3, retrain=False)
+    assert first.decision.reasons == ("no champion yet",)
+    assert register_winner(spark, lakehouse, config).alias == "champion"
+
+    # new gold versions, the same customers: the champion stays, nothing is registered
+    lakehouse.overwrite(lakehouse.read(GOLD_CUSTOMER_RFM).localCheckpoint(), GOLD_CUSTOMER_RFM)
+    kept = _sweep(spark, lakehouse, store, "kmeans", 3, retrain=False)
+    assert kept.kept and kept.results == ()
+    assert kept.decision.reasons == (
+        "the champion is 0 days old, 0.0% of the customers are new, largest PSI frequency 0.000",
+    )
+    stays = register_winner(spark, lakehouse, config)
+    assert (stays.version, stays.alias, stays.kept) == ("1", "champion", kept.decision.reasons[0])
+    client = mlflow.MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
+    logged = client.get_run(kept.parent_run_id).data
+    assert logged.tags["retail_seg.decision"] == "keep"
+    assert logged.metrics["psi_recency_days"] == 0.0
+    assert logged.metrics["new_customer_share"] == 0.0
+    # rerun on the same gold versions: the decision is read back, not logged again
+    assert _sweep(spark, lakehouse, store, "kmeans", 3, retrain=False).parent_run_id == (
+        kept.parent_run_id
+    )
+
+    # recency triples for everyone, 40 days later, and a third of the customers are new
+    later = AS_OF + dt.timedelta(days=40)
+    moved = lakehouse.read(GOLD_CUSTOMER_RFM).select(
+        "customer_id",
+        (F.col("recency_days") * 3).alias("recency_days"),
+        "frequency",
+        "monetary",
+        F.when(F.col("customer_id").startswith("1-"), F.lit(dt.datetime(2012, 1, 1)))
+        .otherwise(F.col("first_purchase"))
+        .alias("first_purchase"),
+        F.lit(later).alias("as_of_date"),
+    )
+    lakehouse.overwrite(moved.localCheckpoint(), GOLD_CUSTOMER_RFM)
+    drifted = _sweep(spark, lakehouse, store, "kmeans", 3, retrain=False)
+    assert not drifted.kept
+    reasons = drifted.decision.reasons
+    assert reasons[:2] == (
+        "the champion is 40 days old (max_age_days=30)",
+        "33.3% of the customers are new to the champion (max_new_customer_share=10%)",
+    )
+    assert reasons[2].startswith("feature drift: PSI recency_days ")
+    assert register_winner(spark, lakehouse, config).version == "2"
 
 
 def test_register_without_a_sweep_names_the_missing_step(spark, gold_lakehouse):

@@ -2,6 +2,9 @@
 local runner, and report per task: wall time, rows in and out, rows per second, and the peak
 resident memory of the driver's Python process and of its JVM.
 
+With `--daily` it times a day's increment instead: the last 1% of the lines, by day, is held
+back; the graph runs on the rest, then again once that day's file has landed.
+
 Figures come from this command, never from timed tests. It writes into a scratch lakehouse
 folder, so it never touches `.lakehouse/`. Memory is read from /proc (Linux); elsewhere it is
 left out.
@@ -9,6 +12,8 @@ left out.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -16,13 +21,17 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
 from retail_segmentation import runner
 from retail_segmentation.common.config import TableConfig
+from retail_segmentation.common.errors import ConfigError, IngestError
 from retail_segmentation.common.materialize import choose_strategy
 from retail_segmentation.common.spark import compute_kind, get_spark
 from retail_segmentation.common.tables import (
@@ -148,6 +157,60 @@ def _k_count(k_range: str) -> int:
     return high - low + 1
 
 
+def _scratch_lakehouse(
+    work_dir: str | None, sweep_engine: str, echo: Callable[[str], None]
+) -> tuple[Path, SparkSession, Lakehouse, dict[str, str]]:
+    """The scratch folder (emptied of an earlier run), the session, the benchmark's lakehouse
+    in it, and the set-up the figures are measured with (printed)."""
+    root = Path(work_dir or tempfile.mkdtemp(prefix="retail-seg-bench-")).absolute()
+    for stale in ("tables", "mlflow", "data", "spark-warehouse"):
+        shutil.rmtree(root / stale, ignore_errors=True)
+    spark = get_spark(warehouse_dir=str(root / "spark-warehouse"))
+    lakehouse = Lakehouse.attach(spark, TableConfig(schema=BENCH_SCHEMA, lakehouse_dir=str(root)))
+    setup = {
+        "compute": compute_kind(spark).value,
+        "materialize": choose_strategy(spark).value,
+        "sweep_engine": sweep_engine,
+    }
+    echo(", ".join(f"{k}: {v}" for k, v in setup.items()))
+    return root, spark, lakehouse, setup
+
+
+def _run_graph(
+    root: Path,
+    lakehouse: Lakehouse,
+    k_range: str,
+    sweep_engine: str,
+    echo: Callable[[str], None],
+    monitor: Callable[[runner.Task], AbstractContextManager] | None = None,
+) -> dict[str, runner.TaskRun]:
+    """Run the job graph of resources/*.job.yml once on the landing folder root/data/transactions
+    with the local runner; the same call gives the same variables and parameters."""
+    bundle = runner.bundle_root()
+    variables = runner.bundle_substitutions(bundle)
+    variables.update(
+        catalog="main",
+        schema=BENCH_SCHEMA,
+        landing_path=str(root / "data" / "transactions"),
+        encoding="UTF-8",
+        column_mapping="",
+        experiment_name="retail_segmentation",
+        sweep_engine=sweep_engine,
+    )
+    graph = runner.load_job(bundle / "resources")
+    parameters = {**graph.parameters, "as_of_date": "", "k_range": k_range}
+    return runner.run_job(
+        graph,
+        variables,
+        parameters,
+        ["--lakehouse-dir", str(root)],
+        task_args={"sweep": ["--truth-path", str(root / "data" / TRUTH_FILE)]},
+        announce=echo,
+        tables_dir=lakehouse.local_root,
+        monitor=monitor,
+    )
+
+
 def run_benchmark(
     rows: int,
     seed: int = 42,
@@ -160,20 +223,9 @@ def run_benchmark(
     """Generate `rows` lines into a scratch folder, then run the job graph of
     resources/*.job.yml on them, measuring every task; returns the figures and the set-up
     they were measured with (compute kind, materialisation, sweep engine)."""
-    root = Path(work_dir or tempfile.mkdtemp(prefix="retail-seg-bench-")).absolute()
-    for stale in ("tables", "mlflow", "data", "spark-warehouse"):
-        shutil.rmtree(root / stale, ignore_errors=True)
     figures: list[TaskFigures] = []
     with MemorySampler() as sampler:
-        spark = get_spark(warehouse_dir=str(root / "spark-warehouse"))
-        tables = TableConfig(schema=BENCH_SCHEMA, lakehouse_dir=str(root))
-        lakehouse = Lakehouse.attach(spark, tables)
-        setup = {
-            "compute": compute_kind(spark).value,
-            "materialize": choose_strategy(spark).value,
-            "sweep_engine": sweep_engine,
-        }
-        echo(", ".join(f"{k}: {v}" for k, v in setup.items()))
+        root, spark, lakehouse, setup = _scratch_lakehouse(work_dir, sweep_engine, echo)
 
         echo(f"[generate] {rows:,} lines into {root / 'data'} ...")
         start = time.perf_counter()
@@ -187,19 +239,6 @@ def run_benchmark(
             )
         )
 
-        bundle = runner.bundle_root()
-        variables = runner.bundle_substitutions(bundle)
-        variables.update(
-            catalog="main",
-            schema=BENCH_SCHEMA,
-            landing_path=str(root / "data" / "transactions"),
-            encoding="UTF-8",
-            column_mapping="",
-            experiment_name="retail_segmentation",
-            sweep_engine=sweep_engine,
-        )
-        graph = runner.load_job(bundle / "resources")
-        parameters = {**graph.parameters, "as_of_date": "", "k_range": k_range}
         task_peaks: dict[str, dict[str, float | None]] = {}
 
         @contextmanager
@@ -208,17 +247,7 @@ def run_benchmark(
                 yield
             task_peaks[task.key] = peaks
 
-        truth = root / "data" / TRUTH_FILE
-        runs = runner.run_job(
-            graph,
-            variables,
-            parameters,
-            ["--lakehouse-dir", str(root)],
-            task_args={"sweep": ["--truth-path", str(truth)]},
-            announce=echo,
-            tables_dir=lakehouse.local_root,
-            monitor=monitor,
-        )
+        runs = _run_graph(root, lakehouse, k_range, sweep_engine, echo, monitor)
 
         echo("[peer] pandas + scikit-learn on the same files ...")
         with sampler.measure() as peaks:
@@ -377,12 +406,7 @@ def report(
             **(setup or {}),
             "total_seconds": round(total, 1),
             "peer_ratio": None if ratio is None else round(ratio, 2),
-            "machine": {
-                "cores": os.cpu_count(),
-                "memory_gib": _memory_gib(),
-                "python": platform.python_version(),
-                "driver_memory": os.environ.get("RETAIL_SEG_DRIVER_MEMORY", "4g"),
-            },
+            "machine": _machine(),
             "tasks": [{**asdict(f), "rows_per_second": round(f.rows_per_second)} for f in figures],
         }
         Path(json_path).write_text(json.dumps(payload, indent=2) + "\n")
@@ -397,6 +421,16 @@ def peer_ratio(figures: list[TaskFigures]) -> float | None:
     return sum(by_task[t] for t in PEER_COVERS) / by_task[PEER_TASK]
 
 
+def _machine() -> dict[str, object]:
+    """What the figures were measured on."""
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "driver_memory": os.environ.get("RETAIL_SEG_DRIVER_MEMORY", "4g"),
+    }
+
+
 def _memory_gib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -405,3 +439,234 @@ def _memory_gib() -> float | None:
     except OSError:
         pass
     return None
+
+
+# --- daily mode: one day's increment after the history ----------------------------------------
+
+DAILY_SHARE = 0.01
+INVOICE_DATE_COLUMN = "InvoiceDate"
+INVOICE_DATE_FORMAT = "yyyy-MM-dd HH:mm:ss"  # the generator's default ("ii") header variant
+# How the generator writes its files (see `write_dataset`): each line is one verbatim column
+# and the header is its name, so lines are copied byte for byte, short malformed ones included.
+_VERBATIM_CSV = {
+    "header": True,
+    "sep": "\u0001",
+    "quote": "",
+    "ignoreLeadingWhiteSpace": False,
+    "ignoreTrailingWhiteSpace": False,
+    "encoding": "UTF-8",
+}
+
+
+@dataclass(frozen=True)
+class DaySplit:
+    """Lines cut at `cut_day`: `day_df` holds those dated `cut_day` or later, `history_df` the
+    others (undated ones included)."""
+
+    cut_day: dt.date
+    history_lines: int
+    day_lines: int
+    history_df: DataFrame
+    day_df: DataFrame
+
+
+def split_last_days(
+    lines_df: DataFrame,
+    share: float = DAILY_SHARE,
+    date_column: str = INVOICE_DATE_COLUMN,
+    date_format: str = INVOICE_DATE_FORMAT,
+) -> DaySplit:
+    """Split off the lines of the last days: the cut day is the latest day D such that the
+    lines dated D or later make at least `share` of all lines. Lines whose date does not parse
+    stay in the history. Only the per-day counts reach the driver.
+
+    Args:
+        lines_df: lines with a string date column.
+        share: the least fraction of all lines to split off, in (0, 1].
+        date_column: the column holding the date and time.
+        date_format: its Spark datetime pattern.
+
+    Returns:
+        The cut day, the count of lines on each side and the two DataFrames.
+    """
+    if not 0 < share <= 1:
+        raise ConfigError(f"parameter share={share!r} is invalid: expected a fraction in (0, 1]")
+    day = F.to_date(F.try_to_timestamp(F.col(date_column), F.lit(date_format)))
+    counts = lines_df.groupBy(day.alias("day")).count().collect()  # one row per day
+    total = sum(row["count"] for row in counts)
+    latest_first = sorted(
+        ((r["day"], r["count"]) for r in counts if r["day"] is not None), reverse=True
+    )
+    tail = 0
+    for candidate, lines in latest_first:
+        tail += lines
+        if tail >= share * total:
+            cut_day = candidate
+            break
+    else:
+        raise IngestError(
+            f"column {date_column!r}: no value parses as {date_format!r}, so there is no last "
+            "day to split off"
+        )
+    is_late = F.coalesce(day >= F.lit(cut_day), F.lit(False))
+    return DaySplit(
+        cut_day, total - tail, tail, lines_df.filter(~is_late), lines_df.filter(is_late)
+    )
+
+
+def _write_verbatim(lines_df: DataFrame, staging: Path, files: int) -> list[Path]:
+    """Write the one-column lines as at most `files` CSV files into `staging`; their paths."""
+    lines_df.coalesce(files).write.mode("overwrite").options(**_VERBATIM_CSV).csv(str(staging))
+    return sorted(staging.glob("part-*.csv"))
+
+
+def split_landing(
+    spark: SparkSession, landing: Path, day_dir: Path, share: float = DAILY_SHARE
+) -> tuple[DaySplit, Path]:
+    """Hold back the last days of the generated files in `landing`: the landing files keep the
+    lines before the cut day (as many files as before), and the lines from it on go to one
+    file in `day_dir`, named after the day; returns the split and that file."""
+    sources = sorted(landing.glob("*.csv"))
+    # One read per file: a single scan packs small files into fewer partitions than files, and
+    # coalesce cannot add partitions. Coalesce merges neighbouring partitions of the union, so
+    # the lines keep the generator's order.
+    verbatim_df = functools.reduce(
+        DataFrame.union, [spark.read.options(**_VERBATIM_CSV).csv(str(f)) for f in sources]
+    )
+    (header,) = verbatim_df.columns
+    schema = ", ".join(f"`{name}` STRING" for name in header.split(","))
+    lines_df = verbatim_df.withColumn(
+        INVOICE_DATE_COLUMN,
+        F.from_csv(verbatim_df[header], schema, {"escape": '"'})[INVOICE_DATE_COLUMN],
+    )
+    split = split_last_days(lines_df, share)
+    staging = landing.parent / "_split"
+    history = _write_verbatim(split.history_df.select(header), staging / "history", len(sources))
+    (day,) = _write_verbatim(split.day_df.select(header), staging / "day", 1)
+    for source in sources:
+        source.unlink()
+    for number, part in enumerate(history):
+        part.replace(landing / f"history-{number:02d}.csv")
+    day_dir.mkdir(parents=True, exist_ok=True)
+    day_file = day.replace(day_dir / f"day-{split.cut_day.isoformat()}.csv")
+    shutil.rmtree(staging)
+    return split, day_file
+
+
+@dataclass(frozen=True)
+class DailyFigures:
+    """What `run_daily_benchmark` measured: the split, then each task of both runs."""
+
+    setup: Mapping[str, str]
+    cut_day: dt.date
+    history_lines: int
+    day_lines: int
+    first: Mapping[str, runner.TaskRun]
+    second: Mapping[str, runner.TaskRun]
+
+    def idle_tasks(self) -> list[str]:
+        """Tasks that wrote rows in the first run and none in the second (up to date)."""
+        return [
+            key
+            for key, run in self.second.items()
+            if not sum(run.rows_written.values()) and sum(self.first[key].rows_written.values())
+        ]
+
+
+def run_daily_benchmark(
+    rows: int,
+    seed: int = 42,
+    files: int = 4,
+    work_dir: str | None = None,
+    k_range: str = "2..8",
+    sweep_engine: str = "auto",
+    share: float = DAILY_SHARE,
+    echo=print,
+) -> DailyFigures:
+    """Generate `rows` lines, hold back the last `share` of them by day, run the job graph on
+    the rest, land the held-back day as one more file and run the graph again."""
+    root, spark, lakehouse, setup = _scratch_lakehouse(work_dir, sweep_engine, echo)
+    data = root / "data"
+    echo(f"[generate] {rows:,} lines into {data} ...")
+    write_dataset(spark, GeneratorConfig(rows=rows, seed=seed, files=files), str(data))
+    landing = data / "transactions"
+    split, day_file = split_landing(spark, landing, data / "daily", share)
+    echo(
+        f"[split] {split.history_lines:,} lines before {split.cut_day} stay in {landing}; "
+        f"{split.day_lines:,} from it on wait in {day_file}"
+    )
+    echo("[first run] the history")
+    first = _run_graph(root, lakehouse, k_range, sweep_engine, echo)
+    shutil.copy(day_file, landing / day_file.name)
+    echo(f"[second run] after landing {day_file.name}")
+    second = _run_graph(root, lakehouse, k_range, sweep_engine, echo)
+    return DailyFigures(setup, split.cut_day, split.history_lines, split.day_lines, first, second)
+
+
+def _run_json(runs: Mapping[str, runner.TaskRun]) -> list[dict[str, object]]:
+    return [
+        {"task": key, "seconds": round(run.seconds, 2), "rows_written": dict(run.rows_written)}
+        for key, run in runs.items()
+    ]
+
+
+def _ratio(second: float, first: float) -> float | None:
+    return second / first if first else None
+
+
+def daily_report(
+    figures: DailyFigures, json_path: str | None = None, rows: int | None = None
+) -> str:
+    """A printable table of both runs, task by task; also written as JSON when `json_path` is
+    given."""
+    lines = [
+        ", ".join(f"{k}: {v}" for k, v in figures.setup.items()),
+        f"first run: {figures.history_lines:,} lines before {figures.cut_day}; second run: "
+        f"{figures.day_lines:,} more lines dated {figures.cut_day} or later",
+        f"{'task':<10} {'1st s':>8} {'2nd s':>8} {'2nd/1st':>8} {'1st rows':>12} "
+        f"{'2nd rows':>12}  note",
+    ]
+    idle = figures.idle_tasks()
+    for key, first in figures.first.items():
+        second = figures.second[key]
+        ratio = _ratio(second.seconds, first.seconds)
+        rows_first, rows_second = (
+            sum(first.rows_written.values()),
+            sum(second.rows_written.values()),
+        )
+        note = "up to date: wrote nothing" if key in idle else ""
+        if not rows_first and not rows_second:
+            note = "writes no table: rows say nothing"
+        lines.append(
+            f"{key:<10} {first.seconds:>8.1f} {second.seconds:>8.1f} "
+            f"{'-' if ratio is None else f'{ratio:.2f}':>8} {rows_first:>12,} "
+            f"{rows_second:>12,}  {note}"
+        )
+    total_first = sum(run.seconds for run in figures.first.values())
+    total_second = sum(run.seconds for run in figures.second.values())
+    total_ratio = _ratio(total_second, total_first)
+    lines.append(
+        f"{'total':<10} {total_first:>8.1f} {total_second:>8.1f} "
+        f"{'-' if total_ratio is None else f'{total_ratio:.2f}':>8}"
+    )
+    lines.append(f"nothing to do in the second run: {', '.join(idle) or 'none'}")
+    if json_path:
+        payload = {
+            "mode": "daily",
+            "rows": rows,
+            **figures.setup,
+            "cut_day": figures.cut_day.isoformat(),
+            "history_lines": figures.history_lines,
+            "day_lines": figures.day_lines,
+            "first": _run_json(figures.first),
+            "second": _run_json(figures.second),
+            "totals": {
+                "first_seconds": round(total_first, 1),
+                "second_seconds": round(total_second, 1),
+                "ratio": None if total_ratio is None else round(total_ratio, 3),
+            },
+            "up_to_date_in_second_run": idle,
+            "machine": _machine(),
+        }
+        Path(json_path).write_text(json.dumps(payload, indent=2) + "\n")
+    return "\n".join(lines)

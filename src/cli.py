@@ -270,13 +270,25 @@ def _benchmark(args: argparse.Namespace) -> int:
         os.environ["RETAIL_SEG_DRIVER_MEMORY"] = args.driver_memory
     if args.materialize:  # read by every task's Intermediates
         os.environ["RETAIL_SEG_MATERIALIZE"] = args.materialize
-    from retail_segmentation.benchmark import report, run_benchmark
-
-    figures, setup = run_benchmark(
-        args.rows, args.seed, args.files, args.work_dir, args.k_range, args.sweep_engine
+    from retail_segmentation.benchmark import (
+        daily_report,
+        report,
+        run_benchmark,
+        run_daily_benchmark,
     )
-    print()
-    print(report(figures, args.json, args.rows, setup))
+
+    if args.daily:
+        daily = run_daily_benchmark(
+            args.rows, args.seed, args.files, args.work_dir, args.k_range, args.sweep_engine
+        )
+        print()
+        print(daily_report(daily, args.json, args.rows))
+    else:
+        figures, setup = run_benchmark(
+            args.rows, args.seed, args.files, args.work_dir, args.k_range, args.sweep_engine
+        )
+        print()
+        print(report(figures, args.json, args.rows, setup))
     if args.json:
         print(f"figures written to {args.json}")
     return 0
@@ -642,6 +654,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--work-dir", help="scratch folder, emptied first (default: a new temp folder)"
+    )
+    bench.add_argument(
+        "--daily",
+        action="store_true",
+        help="time a day's increment instead: hold back the last 1%% of the lines by day, run "
+        "the graph on the rest, land that day as one more file and run it again; report both "
+        "runs per task (no pandas peer)",
     )
     bench.add_argument("--json", help="also write the figures to this JSON file (default: none)")
     bench.set_defaults(func=_benchmark)

@@ -160,6 +160,22 @@ def _matches(left: DataFrame, right: DataFrame, names: list[str]) -> Column:
     return reduce(lambda a, b: a & b, [left[name].eqNullSafe(right[name]) for name in names])
 
 
+def _touched(changed_df: DataFrame, keys: Mapping[str, Column]) -> DataFrame:
+    return F.broadcast(changed_df.select(*[c.alias(n) for n, c in keys.items()]).distinct())
+
+
+def lines_of_groups(
+    silver_df: DataFrame, changed_df: DataFrame, keys: Mapping[str, Column]
+) -> DataFrame:
+    """The silver lines of the groups (named by `keys`) the changed rows touch."""
+    names = list(keys)
+    touched = _touched(changed_df, keys)
+    added = [n for n in names if n not in silver_df.columns]
+    keyed = silver_df.withColumns({n: keys[n] for n in added}) if added else silver_df
+    lines = keyed.join(touched, _matches(keyed, touched, names), "left_semi")
+    return lines.drop(*added) if added else lines
+
+
 def refresh_groups(
     old_df: DataFrame,
     silver_df: DataFrame,
@@ -171,11 +187,8 @@ def refresh_groups(
     lines (`build`), every other group read back from `old_df` as it is (without
     `as_of_date`, which the caller stamps again)."""
     names = list(keys)
-    touched = F.broadcast(changed_df.select(*[c.alias(n) for n, c in keys.items()]).distinct())
-    added = [n for n in names if n not in silver_df.columns]
-    keyed = silver_df.withColumns({n: keys[n] for n in added}) if added else silver_df
-    lines = keyed.join(touched, _matches(keyed, touched, names), "left_semi")
-    lines = lines.drop(*added) if added else lines
+    touched = _touched(changed_df, keys)
+    lines = lines_of_groups(silver_df, changed_df, keys)
     kept = old_df.drop("as_of_date")
     kept = kept.join(touched, _matches(kept, touched, names), "left_anti")
     rebuilt = build(lines)

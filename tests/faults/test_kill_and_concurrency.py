@@ -28,6 +28,7 @@ from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.errors import is_concurrent_write_conflict
 from retail_segmentation.common.ledger import has_finished
 from retail_segmentation.common.tables import (
+    GOLD_CUSTOMER_RFM,
     GOLD_CUSTOMER_SEGMENTS,
     PIPELINE_LEDGER,
     SILVER_PRODUCTS,
@@ -37,7 +38,7 @@ from retail_segmentation.common.tables import (
     Lakehouse,
 )
 from retail_segmentation.data.generator import GeneratorConfig, write_dataset
-from retail_segmentation.gold.task import GoldConfig, build_gold
+from retail_segmentation.gold.task import GOLD_TABLES, GoldConfig, build_gold
 from retail_segmentation.ml import tasks as ml
 from retail_segmentation.ml.clustering import SweepParams
 from retail_segmentation.ml.registry import RegisterConfig, register_winner
@@ -203,6 +204,32 @@ def test_silver_killed_in_the_middle_of_an_increment_then_rerun_equals_an_uninte
     rerun = build_silver(spark, killed, SilverConfig(killed.config, **DAILY))
     assert (rerun.mode, rerun.new_batches) == ("incremental", result.new_batches)
     _assert_same_silver(killed, uninterrupted)
+
+
+def test_gold_killed_after_its_first_commit_then_rebuilds_whole_and_equals_an_increment(
+    spark, tmp_path
+):
+    uninterrupted = _lakehouse(spark, tmp_path / "a", "kill_gold_a")
+    land(spark, uninterrupted, tmp_path / "landing", "day1.csv", DAY_1)
+    build_silver(spark, uninterrupted, SilverConfig(uninterrupted.config, **DAILY))
+    build_gold(spark, uninterrupted, GoldConfig(uninterrupted.config))
+    land(spark, uninterrupted, tmp_path / "landing", "day2.csv", DAY_2)
+    build_silver(spark, uninterrupted, SilverConfig(uninterrupted.config, **DAILY))
+    killed = _copy(spark, uninterrupted, tmp_path / "b", "kill_gold_b")
+    assert build_gold(spark, uninterrupted, GoldConfig(uninterrupted.config)).mode == "incremental"
+
+    log = tmp_path / "gold.log"
+    process = _start("retail_segmentation.gold.task:main", _task_args(killed), log)
+    next_version = killed.version(GOLD_CUSTOMER_RFM) + 1
+    _kill_when(process, _has_commit(killed, GOLD_CUSTOMER_RFM, next_version), log)
+
+    # the customer table is new, the others old, and no ledger entry names that state: the
+    # next run cannot carry the tables forward and rebuilds them all from silver
+    killed = _lakehouse(spark, tmp_path / "b", "kill_gold_b")
+    rerun = build_gold(spark, killed, GoldConfig(killed.config))
+    assert (rerun.mode, rerun.reason) == ("full", "no gold tables recorded by a finished run")
+    for table in GOLD_TABLES:
+        assert_df_equality(killed.read(table), uninterrupted.read(table), ignore_row_order=True)
 
 
 def test_a_refit_killed_after_saving_its_parameters_then_rerun_finishes_it(spark, tmp_path):

@@ -1,6 +1,6 @@
 """Daily files landing in awkward ways: two days at once, a late file dated before the batches
-already cleaned, a file landed again. Each ends with the silver tables a day-at-a-time run (or
-a full refresh) leaves, and the ledger balancing per batch and in total."""
+already cleaned, a file landed again. Each ends with the silver and gold tables a day-at-a-time
+run (or a full refresh) leaves, and the ledger balancing per batch and in total."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from retail_segmentation.common.tables import (
     SILVER_TRANSACTIONS,
     Lakehouse,
 )
+from retail_segmentation.gold.task import GOLD_TABLES, GoldConfig, build_gold
 from retail_segmentation.silver.task import BATCH_RUN_PREFIX, SilverConfig, build_silver
 
 pytestmark = pytest.mark.faults
@@ -94,16 +95,23 @@ def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refre
     for (name, lines), now in zip(days, INGESTED, strict=True):
         land(spark, one_by_one, tmp_path / "a_landing", name, lines, now=now)
         last = build_silver(spark, one_by_one, SilverConfig(one_by_one.config, **POLICY))
+        gold = build_gold(spark, one_by_one, GoldConfig(one_by_one.config))
     assert (last.mode, last.rule_version) == ("incremental", 1)
+    # the late file's lines are older than the tables' as-of date: still an increment
+    assert (gold.mode, gold.as_of_date) == ("incremental", dt.date(2010, 12, 13))
     assert last.earlier_lines_changed == 1  # day 1's 536365 line without a customer
 
     at_once = _lakehouse(spark, tmp_path / "b", "daily_at_once")
     land(spark, at_once, tmp_path / "b_landing", *days[0], now=INGESTED[0])
     build_silver(spark, at_once, SilverConfig(at_once.config, **POLICY))
+    build_gold(spark, at_once, GoldConfig(at_once.config))
     for (name, lines), now in zip(days[1:], INGESTED[1:], strict=True):
         land(spark, at_once, tmp_path / "b_landing", name, lines, now=now)
     both = build_silver(spark, at_once, SilverConfig(at_once.config, **POLICY))
     assert (both.mode, len(both.new_batches)) == ("incremental", 2)
+    assert build_gold(spark, at_once, GoldConfig(at_once.config)).mode == "incremental"
+    for table in GOLD_TABLES:
+        assert_df_equality(at_once.read(table), one_by_one.read(table), ignore_row_order=True)
 
     # the same files, landed in two folders: compared by file name
     a, b = tmp_path / "a_landing", tmp_path / "b_landing"
@@ -121,9 +129,10 @@ def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refre
     assert_ledger_balances(one_by_one, last.run_id)
     assert_ledger_balances(at_once, both.run_id)
 
-    snapshot = {t: one_by_one.read(t).localCheckpoint() for t in TABLES}
+    snapshot = {t: one_by_one.read(t).localCheckpoint() for t in (*TABLES, *GOLD_TABLES)}
     refresh = build_silver(spark, one_by_one, SilverConfig(one_by_one.config, full_refresh=True))
     assert refresh.mode == "full_refresh"
+    assert build_gold(spark, one_by_one, GoldConfig(one_by_one.config)).mode == "full"
     for table, before in snapshot.items():
         assert_df_equality(one_by_one.read(table), before, ignore_row_order=True)
     assert_ledger_balances(one_by_one, refresh.run_id)

@@ -193,18 +193,3 @@ def refresh_groups(
     kept = kept.join(touched, _matches(kept, touched, names), "left_anti")
     rebuilt = build(lines)
     return kept.select(*rebuilt.columns).unionByName(rebuilt)
-
-
-def carried_measures(old_rfm_df: DataFrame, as_of: dt.date) -> DataFrame:
-    """Customer measures read back from `gold_customer_rfm`, with recency and tenure counted
-    from the new as-of date (the columns of `rfm.customer_measures`)."""
-    as_of_col = F.lit(as_of).cast("date")
-    return old_rfm_df.select(
-        "customer_id",
-        F.datediff(as_of_col, F.to_date("last_purchase")).alias("recency_days"),
-        "frequency",
-        "monetary",
-        "first_purchase",
-        "last_purchase",
-        F.datediff(as_of_col, F.to_date("first_purchase")).alias("tenure_days"),
-    )

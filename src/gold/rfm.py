@@ -65,10 +65,9 @@ class QuintileCuts:
 def customer_measures(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
     """Per customer: recency_days, frequency, monetary (net of returns), first/last purchase,
     tenure_days; from sale and return lines dated before the as-of date."""
-    as_of = F.lit(as_of_date).cast("date")
     lines = filter_product_lines_before(silver_df, as_of_date)
     is_sale = F.col("line_type") == LINE_SALE
-    return (
+    per_customer = (
         lines.groupBy("customer_id")
         .agg(
             F.min(F.when(is_sale, F.col("invoice_date"))).alias("first_purchase"),
@@ -77,15 +76,23 @@ def customer_measures(silver_df: DataFrame, as_of_date: dt.date) -> DataFrame:
             F.round(F.sum("line_amount"), 2).alias("monetary"),
         )
         .where(F.col("frequency") > 0)
-        .select(
-            "customer_id",
-            F.datediff(as_of, F.to_date("last_purchase")).alias("recency_days"),
-            "frequency",
-            "monetary",
-            "first_purchase",
-            "last_purchase",
-            F.datediff(as_of, F.to_date("first_purchase")).alias("tenure_days"),
-        )
+    )
+    return measures_as_of(per_customer, as_of_date)
+
+
+def measures_as_of(measures_df: DataFrame, as_of_date: dt.date) -> DataFrame:
+    """The columns of `customer_measures` from a frame with customer_id, frequency, monetary
+    and first/last purchase: recency and tenure counted back from the as-of date (so the
+    measures of a customer with no new line move to a new date without their lines)."""
+    as_of = F.lit(as_of_date).cast("date")
+    return measures_df.select(
+        "customer_id",
+        F.datediff(as_of, F.to_date("last_purchase")).alias("recency_days"),
+        "frequency",
+        "monetary",
+        "first_purchase",
+        "last_purchase",
+        F.datediff(as_of, F.to_date("first_purchase")).alias("tenure_days"),
     )
 
 

@@ -36,7 +36,12 @@ from retail_segmentation.common.tables import (
 )
 from retail_segmentation.gold import aggregates, increment
 from retail_segmentation.gold.behavior import customer_behavior
-from retail_segmentation.gold.rfm import customer_measures, quintile_cuts, with_rfm_scores
+from retail_segmentation.gold.rfm import (
+    customer_measures,
+    measures_as_of,
+    quintile_cuts,
+    with_rfm_scores,
+)
 from retail_segmentation.silver.options import parse_flag
 
 BUSINESS_TABLES: dict[str, tuple[str, Callable[[DataFrame, dt.date], DataFrame]]] = {
@@ -184,7 +189,7 @@ def _incremental_frames(
     customer = increment.group_keys(increment.CUSTOMER)
     customer_lines = keep(increment.lines_of_groups(silver_df, changed_df, customer), "lines")
     measures_df = increment.refresh_groups(
-        increment.carried_measures(lakehouse.read(GOLD_CUSTOMER_RFM), as_of),
+        measures_as_of(lakehouse.read(GOLD_CUSTOMER_RFM), as_of),
         customer_lines,
         changed_df,
         customer,

@@ -21,7 +21,7 @@ from retail_segmentation.common.config import (
     table_config_from_args,
 )
 from retail_segmentation.common.errors import ConfigError
-from retail_segmentation.common.ledger import LedgerEntry, has_finished, record_ledger
+from retail_segmentation.common.ledger import LedgerEntry, record_ledger
 from retail_segmentation.common.materialize import Intermediates
 from retail_segmentation.common.spark import get_spark
 from retail_segmentation.common.tables import (
@@ -263,8 +263,17 @@ def main(argv: list[str] | None = None) -> None:
         silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver.latest_version)
         config = replace(config, as_of_date=config.as_of_date or default_as_of_date(silver_df))
         run_id = gold_run_id(silver.version, config.as_of_date)
-        tables_exist = all(lakehouse.exists(t) for t in GOLD_TABLES)
-        if not force and tables_exist and has_finished(lakehouse, run_id):
+        # up to date when the tables hold what this run would write: the recorded state of
+        # their current version, not just any finished run with this input (a later run with
+        # another as-of date may have replaced it)
+        state = None
+        if all(lakehouse.exists(t) for t in GOLD_TABLES):
+            state = increment.previous_state(lakehouse, lakehouse.data_version(GOLD_CUSTOMER_RFM))
+        current = state is not None and (state.silver_version, state.as_of_date) == (
+            silver.version,
+            config.as_of_date,
+        )
+        if current and not (force or config.full_refresh):
             print(f"gold: up to date ({run_id}), nothing to do; --force rebuilds")
             return
     result = build_gold(spark, lakehouse, config)

@@ -660,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="time a day's increment instead: hold back the last 1%% of the lines by day, run "
         "the graph on the rest, land that day as one more file and run it again; report both "
-        "runs per task (no pandas peer)",
+        "runs per task (no pandas peer; default: off, the whole graph once)",
     )
     bench.add_argument("--json", help="also write the figures to this JSON file (default: none)")
     bench.set_defaults(func=_benchmark)

@@ -202,7 +202,19 @@ def _incremental_frames(
         customer,
         lambda lines: customer_behavior(lines, as_of),
     )
-    first, last = changed_df.agg(F.min("invoice_date"), F.max("invoice_date")).first()
+    # one Spark action: the changed lines' date range, and the groups they touch per table
+    whole_candidates = [group for group, _ in BUSINESS_TABLES.values() if group != "day"]
+    touched = changed_df.agg(
+        F.min("invoice_date").alias("first"),
+        F.max("invoice_date").alias("last"),
+        *[
+            F.count_distinct(
+                F.struct(*[c.alias(n) for n, c in increment.group_keys(g).items()])
+            ).alias(g)
+            for g in whole_candidates
+        ],
+    ).first()
+    first, last = touched["first"], touched["last"]
     business, ways = {}, {}
     for table, (group, build) in BUSINESS_TABLES.items():
         keys = increment.group_keys(group)
@@ -215,8 +227,7 @@ def _incremental_frames(
                 (F.col("invoice_date") >= F.lit(first.date() - dt.timedelta(days=1)))
                 & (F.col("invoice_date") < F.lit(last.date() + dt.timedelta(days=2)))
             )
-        touched = changed_df.select(*[c.alias(n) for n, c in keys.items()]).distinct().count()
-        if group != "day" and touched >= WHOLE_TABLE_SHARE * old_df.count():
+        if group != "day" and touched[group] >= WHOLE_TABLE_SHARE * old_df.count():
             business[table], ways[table] = build(silver_df, as_of), "whole"
             continue
         business[table] = increment.refresh_groups(

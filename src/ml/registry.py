@@ -27,6 +27,7 @@ from retail_segmentation.ml.sweep import (
     WINNER_TAG,
     gold_commits,
     gold_versions_tag,
+    latest_finished_run,
     latest_finished_sweep,
 )
 from retail_segmentation.ml.tracking import CHAMPION, MlflowConfig
@@ -107,23 +108,15 @@ def latest_sweep(experiment_id: str, versions_tag: str):  # -> mlflow Run
 def _kept_by_policy(client, experiment_id: str, name: str, versions_tag: str):
     """The champion as it stands when the sweep's retraining policy kept it on these gold
     versions (the decision run's reasons), else None."""
-    import mlflow
-
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=(
-            f"tags.`{ROLE_TAG}` = '{DECISION_ROLE}' AND tags.`{GOLD_VERSIONS_TAG}` = "
-            f"'{versions_tag}' AND attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
+    decision = latest_finished_run(
+        experiment_id,
+        f"tags.`{ROLE_TAG}` = '{DECISION_ROLE}' AND tags.`{GOLD_VERSIONS_TAG}` = '{versions_tag}'",
     )
-    if not runs or runs[0].data.tags.get(DECISION_TAG) != "keep":
+    if decision is None or decision.data.tags.get(DECISION_TAG) != "keep":
         return None
     champion = client.get_model_version_by_alias(name, CHAMPION)
     silhouette = float((champion.tags or {}).get("silhouette", "nan"))
-    reasons = runs[0].data.tags.get("mlflow.note.content", "")
+    reasons = decision.data.tags.get("mlflow.note.content", "")
     version = str(champion.version)
     return RegisterOutcome(name, version, CHAMPION, silhouette, version, None, kept=reasons)
 

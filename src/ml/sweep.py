@@ -15,6 +15,7 @@ as they were.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import inspect
 import json
@@ -239,7 +240,7 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
     )
     as_of = rfm_df.agg(F.max("as_of_date")).first()[0]
     decision, decision_run_id = _retrain_decision(
-        client, config, key, versions, rfm_df, input_df, as_of
+        client, experiment_id, config, key, versions, rfm_df, input_df, as_of
     )
     if not decision.retrain:
         return SweepOutcome(
@@ -315,15 +316,22 @@ def champion_profile(client, model_name: str):  # -> (version, TrainingProfile |
 
 
 def _retrain_decision(
-    client, config: SweepConfig, key: str, versions: dict[str, int], rfm_df, input_df, as_of
+    client,
+    experiment_id: str,
+    config: SweepConfig,
+    key: str,
+    versions: dict[str, int],
+    rfm_df: DataFrame,
+    input_df: DataFrame,
+    as_of: dt.date,
 ) -> tuple[Decision, str]:
     """Apply the retraining policy to today's customers and log the decision, its reasons
     and its measures (PSI per feature, new customers, the champion's age) as an MLflow run;
     a rerun on the same gold versions reads the decision back instead."""
     import mlflow
 
-    previous = _latest_run(
-        config, f"tags.`{ROLE_TAG}` = '{DECISION_ROLE}' AND tags.`{SWEEP_KEY_TAG}` = '{key}'"
+    previous = latest_finished_run(
+        experiment_id, f"tags.`{ROLE_TAG}` = '{DECISION_ROLE}' AND tags.`{SWEEP_KEY_TAG}` = '{key}'"
     )
     kept = previous is not None and previous.data.tags.get(DECISION_TAG) == "keep"
     if kept and not config.retrain:
@@ -377,12 +385,12 @@ def _retrain_decision(
     return decision, run.info.run_id
 
 
-def _latest_run(config: SweepConfig, filter_string: str):
+def latest_finished_run(experiment_id: str, filter_string: str):  # -> mlflow Run | None
+    """The latest finished run of the experiment that matches `filter_string`."""
     import mlflow
 
-    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment_name)
     runs = mlflow.search_runs(
-        experiment_ids=[experiment.experiment_id],
+        experiment_ids=[experiment_id],
         filter_string=f"{filter_string} AND attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=1,

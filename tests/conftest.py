@@ -18,6 +18,11 @@ from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.spark import local_spark
 from retail_segmentation.common.tables import Lakehouse
 
+# The suite's frames have a few thousand rows at most: interpreted expressions cost less than
+# generating and compiling Java per query (tests/faults/test_bad_input.py: 100 s against 143 s).
+# Set here, so the task processes and Spark Connect servers the tests start inherit it.
+os.environ.setdefault("RETAIL_SEG_CODEGEN", "off")
+
 if os.environ.get("SPARK_REMOTE"):
     collect_ignore_glob = ["unit/*", "integration/*", "faults/*", "bundle/*"]
 else:

@@ -136,6 +136,12 @@ def _java_major_version() -> int:
             f"Java {MIN_JAVA} or newer is needed to run Spark locally and none was found: install "
             "a JDK (for example `apt-get install openjdk-17-jdk-headless`) or set JAVA_HOME."
         )
+    return _java_version_of(java, os.stat(java).st_mtime_ns)
+
+
+@functools.cache
+def _java_version_of(java: str, _mtime_ns: int) -> int:
+    """The major version `java -version` reports, once per binary (each task asks again)."""
     out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
     if not match:
@@ -266,15 +272,27 @@ def local_spark(
         )
         .config("spark.ui.enabled", str(ui).lower())
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.databricks.delta.snapshotPartitions", "2")
+        # a table's log is replayed in this many tasks; ours are small (time travel ~10% faster
+        # than with 2)
+        .config("spark.databricks.delta.snapshotPartitions", "1")
         # VACUUM and large listings spread files over this many tasks (10,000 by default,
         # sized for clusters; minutes of task overhead on a laptop)
         .config("spark.sql.sources.parallelPartitionDiscovery.parallelism", "8")
         .config("spark.jars.ivy", str(cache))
+        # user.timezone=UTC like the session's: with any other JVM time zone Delta 4.0 verifies
+        # every commit by rebuilding the table's state (a laptop in Europe/Berlin: 0.54 s per
+        # small append against 0.22 s)
         .config(
-            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}"
+            "spark.driver.extraJavaOptions",
+            f"-Dlog4j2.configurationFile={log_config.as_uri()} -Duser.timezone=UTC",
         )
     )
+    if os.environ.get("RETAIL_SEG_CODEGEN", "on").strip().lower() == "off":
+        # interpreted expressions, no Java generated and compiled per query: cheaper on a few
+        # thousand rows (the test suite), much slower on millions
+        builder = builder.config("spark.sql.codegen.wholeStage", "false").config(
+            "spark.sql.codegen.factoryMode", "NO_CODEGEN"
+        )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
     jars = _cached_jars(cache) or _fetch_delta_jars_once(cache)

@@ -329,8 +329,14 @@ class Lakehouse:
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.schema}")
         if not self.local_root.is_dir():
             return
+        # one listing, then a CREATE only for what the session does not know yet (each task
+        # attaches again; a CREATE TABLE IF NOT EXISTS per table per attach added up)
+        registered = {
+            row["tableName"]
+            for row in self.spark.sql(f"SHOW TABLES IN {self.config.schema}").collect()
+        }
         for table_dir in sorted(self.local_root.iterdir()):
-            if (table_dir / "_delta_log").is_dir():
+            if (table_dir / "_delta_log").is_dir() and table_dir.name not in registered:
                 name = self.name(table_dir.name)
                 location = str(table_dir).replace("'", "\\'")
                 self.spark.sql(

@@ -141,3 +141,21 @@ def test_an_unexpected_failure_is_one_sentence_and_points_at_verbose(monkeypatch
         "error: show failed with RuntimeError: disk full; run `retail-seg -v show ...` for the "
         "full trace"
     )
+
+
+def test_small_inputs_run_without_code_generation(tmp_path):
+    # the generated default and small local files: interpreted expressions are cheaper
+    assert cli.small_input(None, 50_000)
+    assert not cli.small_input(None, 1_067_371)
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "day.csv").write_bytes(b"x" * 1_000)
+    assert cli.small_input(str(small), 50_000)
+    assert cli.small_input(f"file:{small / 'day.csv'}", 50_000)
+    big = tmp_path / "big"
+    (big / "nested").mkdir(parents=True)
+    (big / "nested" / "year.csv").write_bytes(b"x" * (cli.SMALL_INPUT_BYTES + 1))
+    assert not cli.small_input(str(big), 50_000)
+    # nothing there yet, or files elsewhere: Spark's default
+    assert not cli.small_input(str(tmp_path / "missing"), 50_000)
+    assert not cli.small_input("s3://bucket/landing", 50_000)

@@ -128,3 +128,13 @@ def test_a_connect_request_that_cannot_be_met_is_one_sentence(monkeypatch, spark
     monkeypatch.setenv("SPARK_REMOTE", remote)
     with pytest.raises(SparkSetupError, match=message):
         spark_module.get_spark()
+
+
+def test_the_jvm_keeps_the_sessions_time_zone_and_the_suite_runs_without_codegen(spark):
+    # any other JVM time zone makes Delta rebuild a table's state on every commit
+    assert spark.sparkContext._jvm.java.util.TimeZone.getDefault().getID() == "UTC"
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    # tests/conftest.py sets RETAIL_SEG_CODEGEN=off for the suite's small frames
+    assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
+    assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == "1"

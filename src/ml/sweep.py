@@ -194,18 +194,11 @@ def read_truth(spark: SparkSession, path: str) -> DataFrame:
 def latest_finished_sweep(experiment_id: str, tag: str, value: str):  # -> mlflow Run | None
     """The latest finished sweep parent run whose `tag` equals `value` (the sweep key, or the
     gold versions), with its winner recorded; None if there is none."""
-    import mlflow
-
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=(
-            f"tags.`{ROLE_TAG}` = 'sweep' AND tags.`{tag}` = '{value}' "
-            "AND attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        output_format="list",
+    return latest_finished_run(
+        experiment_id,
+        f"tags.`{ROLE_TAG}` = 'sweep' AND tags.`{tag}` = '{value}' "
+        f"AND tags.`{WINNER_TAG}` LIKE '%'",
     )
-    return next((run for run in runs if WINNER_TAG in run.data.tags), None)
 
 
 def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) -> SweepOutcome:

@@ -87,11 +87,18 @@ class Intermediates(AbstractContextManager):
             self._persisted.append(kept)
             return kept
         if self.strategy is Strategy.DELTA:
-            scratch = f"{self.task}_{validate_identifier(name, 'intermediate')}_{self._run}"
-            kept = self.lakehouse.write_scratch(df, scratch)
-            self._scratch.append(scratch)
-            return kept
+            return self.write(df, name)
         return df
+
+    def write(self, df: DataFrame, name: str) -> DataFrame:
+        """`df` written once as a scratch Delta table whatever the strategy, and released with
+        the rest. For the source of a Delta MERGE: the MERGE computes a persisted source again
+        from its whole lineage (silver's quarantine MERGE after a day of 1,067,371 lines: 15.5 s
+        to materialize 11,785 rows, 0.5 s from a scratch table; BENCHMARKS.md)."""
+        scratch = f"{self.task}_{validate_identifier(name, 'intermediate')}_{self._run}"
+        written = self.lakehouse.write_scratch(df, scratch)
+        self._scratch.append(scratch)
+        return written
 
     def release(self) -> None:
         """Unpersist every persisted frame and drop every scratch table."""

@@ -821,6 +821,7 @@ def _write_increment(
     new_batches: Sequence[str],
     touched: Sequence[str],
     rule_version: int,
+    write: Callable[[DataFrame, str], DataFrame] | None = None,
 ) -> None:
     """The new batches' rows, and the earlier rows that changed, into both tables.
 
@@ -829,6 +830,8 @@ def _write_increment(
     line in both tables, never in neither (the next run rewrites it, see
     `increment.changed_lines`): silver's kept rows upserted; quarantine's rows upserted and
     the kept ones deleted; then, if an earlier silver row moved to quarantine, its deletion.
+    `write(df, name)` (`Intermediates.write`) writes the MERGE sources read after silver's
+    MERGE as scratch tables before it.
     """
     bronze_rows_df = bronze_df.where(F.col("_batch_id").isin(list(touched)))
     kept_df = silver_rows(marked_df, rule_version)
@@ -839,19 +842,24 @@ def _write_increment(
         lakehouse.replace_where_condition(quarantined_df, SILVER_QUARANTINE, condition)
         return
     kept = rules.is_kept()
-    lakehouse.merge_rows(kept_df, SILVER_TRANSACTIONS, "_row_id")
-    lakehouse.merge_rows(
-        quarantined_df.withColumn("_delete", F.lit(False)).unionByName(
-            marked_df.where(kept).select("_row_id", F.lit(True).alias("_delete")),
-            allowMissingColumns=True,
-        ),
-        SILVER_QUARANTINE,
-        "_row_id",
-        "_delete",
+    source_df = quarantined_df.withColumn("_delete", F.lit(False)).unionByName(
+        marked_df.where(kept).select("_row_id", F.lit(True).alias("_delete")),
+        allowMissingColumns=True,
     )
-    moved_df = marked_df.where(~kept & ~F.col("_batch_id").isin(list(new_batches)))
-    if not moved_df.isEmpty():
-        lakehouse.delete_rows(moved_df.select("_row_id"), SILVER_TRANSACTIONS, "_row_id")
+    moved_df = marked_df.where(~kept & ~F.col("_batch_id").isin(list(new_batches))).select(
+        "_row_id"
+    )
+    moved = not moved_df.isEmpty()
+    # Before the first MERGE, from the tables as they were: once silver has a new version, a
+    # frame persisted from its history no longer matches its cache entry, and Spark computes
+    # it again from the new version (quarantine's MERGE took 17.1 s instead of 1.4 s).
+    if write is not None:
+        source_df = write(source_df, "quarantine_merge")
+        moved_df = write(moved_df, "moved") if moved else moved_df
+    lakehouse.merge_rows(kept_df, SILVER_TRANSACTIONS, "_row_id")
+    lakehouse.merge_rows(source_df, SILVER_QUARANTINE, "_row_id", "_delete")
+    if moved:
+        lakehouse.delete_rows(moved_df, SILVER_TRANSACTIONS, "_row_id")
 
 
 def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig) -> SilverResult:
@@ -916,6 +924,7 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
                     plan.new_batches,
                     sorted(touched),
                     parameters.version,
+                    intermediates.write,
                 )
         if plan.mode in ("refit", "full_refresh"):
             fitted = None

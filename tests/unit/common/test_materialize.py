@@ -90,3 +90,31 @@ def test_names_reaching_the_scratch_table_are_checked(lakehouse, rows_df):
         pytest.raises(ConfigError, match="parameter intermediate="),
     ):
         intermediates.keep(rows_df, "a b")
+
+
+@pytest.mark.parametrize("strategy", ["persist", "delta", "recompute"])
+def test_a_written_frame_keeps_the_rows_its_table_had_before_the_next_commit(
+    lakehouse, rows_df, strategy
+):
+    lakehouse.overwrite(rows_df, "source")
+    with Intermediates(lakehouse, "t", strategy=strategy) as intermediates:
+        written = intermediates.write(lakehouse.read("source"), "source")
+        assert [p.name.rsplit("_", 1)[0] for p in lakehouse.scratch_root.iterdir()] == [
+            "t_source"
+        ]
+        lakehouse.append(rows_df.where("id = 1"), "source")  # the table's next version
+        assert_df_equality(written, rows_df, ignore_row_order=True)
+    assert list(lakehouse.scratch_root.iterdir()) == []
+
+
+def test_a_persisted_frame_of_a_table_is_computed_again_after_the_tables_next_commit(
+    lakehouse, rows_df
+):
+    """Why `write` exists: what a MERGE reads after an earlier commit of the table its frame
+    came from is computed again, from the new version, whatever was persisted."""
+    lakehouse.overwrite(rows_df, "source")
+    with Intermediates(lakehouse, "t", strategy="persist") as intermediates:
+        kept = intermediates.keep(lakehouse.read("source"), "source")
+        assert kept.count() == 3
+        lakehouse.append(rows_df.where("id = 1"), "source")
+        assert kept.count() == 4

@@ -99,9 +99,7 @@ def test_a_written_frame_keeps_the_rows_its_table_had_before_the_next_commit(
     lakehouse.overwrite(rows_df, "source")
     with Intermediates(lakehouse, "t", strategy=strategy) as intermediates:
         written = intermediates.write(lakehouse.read("source"), "source")
-        assert [p.name.rsplit("_", 1)[0] for p in lakehouse.scratch_root.iterdir()] == [
-            "t_source"
-        ]
+        assert [p.name.rsplit("_", 1)[0] for p in lakehouse.scratch_root.iterdir()] == ["t_source"]
         lakehouse.append(rows_df.where("id = 1"), "source")  # the table's next version
         assert_df_equality(written, rows_df, ignore_row_order=True)
     assert list(lakehouse.scratch_root.iterdir()) == []

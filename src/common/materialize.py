@@ -92,9 +92,10 @@ class Intermediates(AbstractContextManager):
 
     def write(self, df: DataFrame, name: str) -> DataFrame:
         """`df` written once as a scratch Delta table whatever the strategy, and released with
-        the rest. For the source of a Delta MERGE: the MERGE computes a persisted source again
-        from its whole lineage (silver's quarantine MERGE after a day of 1,067,371 lines: 15.5 s
-        to materialize 11,785 rows, 0.5 s from a scratch table; BENCHMARKS.md)."""
+        the rest. For a frame read after a commit to a table it came from: a persisted frame
+        no longer matches its cache entry once the table has a newer version, and is computed
+        again from it (silver's quarantine MERGE after a day of 1,067,371 lines: 15.5 s to
+        materialize 11,785 rows, 0.5 s from a scratch table; BENCHMARKS.md)."""
         scratch = f"{self.task}_{validate_identifier(name, 'intermediate')}_{self._run}"
         written = self.lakehouse.write_scratch(df, scratch)
         self._scratch.append(scratch)

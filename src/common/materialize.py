@@ -81,25 +81,22 @@ class Intermediates(AbstractContextManager):
         self._scratch: list[str] = []
 
     def keep(self, df: DataFrame, name: str) -> DataFrame:
-        """`df` kept for several readers; read the returned frame, not `df`."""
+        """`df` kept for several readers; read the returned frame, not `df`.
+
+        Read the tables `df` comes from at a pinned version (`Lakehouse.read(t, version=v)`)
+        when the task commits to them before its last reader: a persisted frame of a table's
+        latest version no longer matches its cache entry once the table has a newer one, and
+        Spark computes it again from that version."""
         if self.strategy is Strategy.PERSIST:
             kept = df.persist(StorageLevel.MEMORY_AND_DISK)
             self._persisted.append(kept)
             return kept
         if self.strategy is Strategy.DELTA:
-            return self.write(df, name)
+            scratch = f"{self.task}_{validate_identifier(name, 'intermediate')}_{self._run}"
+            kept = self.lakehouse.write_scratch(df, scratch)
+            self._scratch.append(scratch)
+            return kept
         return df
-
-    def write(self, df: DataFrame, name: str) -> DataFrame:
-        """`df` written once as a scratch Delta table whatever the strategy, and released with
-        the rest. For a frame read after a commit to a table it came from: a persisted frame
-        no longer matches its cache entry once the table has a newer version, and is computed
-        again from it (silver's quarantine MERGE after a day of 1,067,371 lines: 15.5 s to
-        materialize 11,785 rows, 0.5 s from a scratch table; BENCHMARKS.md)."""
-        scratch = f"{self.task}_{validate_identifier(name, 'intermediate')}_{self._run}"
-        written = self.lakehouse.write_scratch(df, scratch)
-        self._scratch.append(scratch)
-        return written
 
     def release(self) -> None:
         """Unpersist every persisted frame and drop every scratch table."""

@@ -3,6 +3,8 @@ scratch Delta table where serverless rules apply, or recomputed; released at the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from chispa import assert_df_equality
 
@@ -92,27 +94,27 @@ def test_names_reaching_the_scratch_table_are_checked(lakehouse, rows_df):
         intermediates.keep(rows_df, "a b")
 
 
-@pytest.mark.parametrize("strategy", ["persist", "delta", "recompute"])
-def test_a_written_frame_keeps_the_rows_its_table_had_before_the_next_commit(
-    lakehouse, rows_df, strategy
-):
-    lakehouse.overwrite(rows_df, "source")
-    with Intermediates(lakehouse, "t", strategy=strategy) as intermediates:
-        written = intermediates.write(lakehouse.read("source"), "source")
-        assert [p.name.rsplit("_", 1)[0] for p in lakehouse.scratch_root.iterdir()] == ["t_source"]
-        lakehouse.append(rows_df.where("id = 1"), "source")  # the table's next version
-        assert_df_equality(written, rows_df, ignore_row_order=True)
-    assert list(lakehouse.scratch_root.iterdir()) == []
-
-
-def test_a_persisted_frame_of_a_table_is_computed_again_after_the_tables_next_commit(
+def test_a_persisted_frame_of_a_tables_latest_version_is_computed_again_after_its_next_commit(
     lakehouse, rows_df
 ):
-    """Why `write` exists: what a MERGE reads after an earlier commit of the table its frame
-    came from is computed again, from the new version, whatever was persisted."""
+    """Why a task that commits to a table it kept a frame of reads it at a pinned version."""
     lakehouse.overwrite(rows_df, "source")
     with Intermediates(lakehouse, "t", strategy="persist") as intermediates:
         kept = intermediates.keep(lakehouse.read("source"), "source")
         assert kept.count() == 3
         lakehouse.append(rows_df.where("id = 1"), "source")
         assert kept.count() == 4
+
+
+def test_a_persisted_frame_of_a_pinned_version_is_served_from_its_cache_after_the_next_commit(
+    lakehouse, rows_df
+):
+    lakehouse.overwrite(rows_df, "source")
+    with Intermediates(lakehouse, "t", strategy="persist") as intermediates:
+        kept = intermediates.keep(lakehouse.read("source", lakehouse.version("source")), "source")
+        assert kept.count() == 3
+        lakehouse.append(rows_df.where("id = 1"), "source")
+        # the pinned version's files gone: only the cache can still answer
+        for data_file in Path(lakehouse.location("source")).glob("*.parquet"):
+            data_file.unlink()
+        assert_df_equality(kept, rows_df, ignore_row_order=True)

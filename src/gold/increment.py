@@ -124,17 +124,21 @@ def plan_gold(
         return GoldPlan(FULL, f"as-of date {as_of} is not after the newest line ({last_line})")
     if as_of < state.as_of_date:
         return GoldPlan(FULL, f"as-of date {as_of} is before the tables' ({state.as_of_date})")
-    rebuilt = [
-        f"v{version} {operation}"
-        for version, operation, parameters in lakehouse.history(
-            SILVER_TRANSACTIONS, state.silver_version
-        )
-        if not _row_level(operation, parameters)
-    ]
+    rebuilt = silver_rewrites(lakehouse, state.silver_version)
     since = state.silver_version
     if rebuilt:
         return GoldPlan(FULL, f"silver was rewritten whole since v{since}: {', '.join(rebuilt)}")
     return GoldPlan(INCREMENTAL, f"silver v{since} -> v{silver_version}", since)
+
+
+def silver_rewrites(lakehouse: Lakehouse, since: int) -> list[str]:
+    """ "v<version> <operation>" of each silver commit after `since` that was not row level
+    (an overwrite, or the change feed turned on): what silver's change feed cannot name."""
+    return [
+        f"v{version} {operation}"
+        for version, operation, parameters in lakehouse.history(SILVER_TRANSACTIONS, since)
+        if not _row_level(operation, parameters)
+    ]
 
 
 def _row_level(operation: str, parameters: Mapping[str, str]) -> bool:

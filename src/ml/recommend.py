@@ -15,6 +15,11 @@
   products the customer has not bought.
 
 Ties are broken by stock_code, so the same input and seed give the same rows.
+
+Between fits (`RefitPolicy`, `plan_recommendations`) a daily run refreshes the lists without
+fitting ALS (`refresh_recommendations`): a customer the new lines do not touch keeps their
+rows; a touched customer keeps the ALS products of their last list they still have not
+bought, completed from the popular ones; a new customer gets the popular products.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from retail_segmentation.common.spark import default_parallelism
 from retail_segmentation.gold.lines import filter_product_lines_before
 from retail_segmentation.silver.rules import LINE_SALE
 
+FIT = "fit"
+REFRESH = "refresh"
 SOURCE_ALS = "als"
 SOURCE_POPULAR = "popular"
 SCORE_DECIMALS = 6
@@ -257,3 +264,151 @@ def _top_n_with_descriptions(
             F.col("source").cast("string"),
         )
     )
+
+
+@dataclass(frozen=True)
+class RefitPolicy:
+    """When a daily run fits ALS again rather than refreshing the last fit's lists.
+
+    `refit_after_days`: the fit is this many days older than the as-of date or more (0: on
+    every run). A week by default: what a customer likes moves slowly, a new product is
+    offered as a popular one until the next fit, and the fit is the recommend task's largest
+    cost (1,067,371 lines: ALS and its lists about 18 s, a refresh a few).
+    `max_new_customer_share`: customers the fit never saw are more than this share of
+    today's (they get only popular products until the next fit).
+    """
+
+    refit_after_days: int = 7
+    max_new_customer_share: float = 0.10
+
+    def __post_init__(self) -> None:
+        days = self.refit_after_days
+        if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 3650:
+            raise ConfigError(
+                f"parameter refit_after_days={days!r}: expected whole days in [0, 3650], "
+                "0 to fit on every run"
+            )
+        share = self.max_new_customer_share
+        if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 < share <= 1:
+            raise ConfigError(
+                f"parameter max_new_customer_share={share!r}: expected a share in (0, 1], e.g. 0.1"
+            )
+
+
+@dataclass(frozen=True)
+class FitState:
+    """What the recommendations table was last written from, as its run recorded it."""
+
+    silver_version: int
+    as_of_date: dt.date
+    fitted_as_of: dt.date
+    fitted_customers: int
+    als_digest: str
+
+
+@dataclass(frozen=True)
+class RecommendPlan:
+    """FIT (ALS on all purchases) or REFRESH (the last lists carried to the silver rows
+    changed after version `since`), and why."""
+
+    mode: str
+    reason: str
+    since: int | None = None
+
+
+def plan_recommendations(
+    state: FitState | None,
+    als_digest: str,
+    as_of: dt.date,
+    customers: int,
+    policy: RefitPolicy,
+    silver_rewrites: Callable[[int], list[str]],
+    refit: bool = False,
+) -> RecommendPlan:
+    """FIT unless the policy lets the last fit's lists be refreshed; `silver_rewrites(since)`
+    names the commits after `since` that rewrote silver whole (no change feed to read)."""
+    if refit:
+        return RecommendPlan(FIT, "requested (--refit)")
+    if state is None:
+        return RecommendPlan(FIT, "no recommendations recorded by a finished run")
+    if state.als_digest != als_digest:
+        return RecommendPlan(FIT, "the ALS parameters changed")
+    if as_of < state.as_of_date:
+        return RecommendPlan(
+            FIT, f"as-of date {as_of} is before the recommendations' ({state.as_of_date})"
+        )
+    age = (as_of - state.fitted_as_of).days
+    if age >= policy.refit_after_days:
+        return RecommendPlan(
+            FIT,
+            f"the fit is {_days(age)} old (fitted for {state.fitted_as_of}; "
+            f"refit_after_days={policy.refit_after_days})",
+        )
+    new_share = max(customers - state.fitted_customers, 0) / customers if customers else 0.0
+    if new_share > policy.max_new_customer_share:
+        return RecommendPlan(
+            FIT,
+            f"{new_share:.1%} of the customers are new since the fit "
+            f"(max_new_customer_share={policy.max_new_customer_share})",
+        )
+    rebuilt = silver_rewrites(state.silver_version)
+    if rebuilt:
+        return RecommendPlan(
+            FIT, f"silver was rewritten whole since v{state.silver_version}: {', '.join(rebuilt)}"
+        )
+    return RecommendPlan(
+        REFRESH,
+        f"the fit is {_days(age)} old and {new_share:.1%} of the customers are new since it",
+        state.silver_version,
+    )
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+def refresh_recommendations(
+    old_df: DataFrame,
+    purchases_df: DataFrame,
+    customers_df: DataFrame,
+    changed_df: DataFrame,
+    products_df: DataFrame,
+    top_n: int,
+) -> DataFrame:
+    """The last lists (`old_df`) carried to today's purchases without fitting ALS.
+
+    Touched: the customers of the changed silver rows (`changed_df`), and customers of
+    `customers_df` without a list. An untouched customer's rows stay as they are (without
+    `as_of_date`, which the caller stamps again); a touched customer's are ranked again from
+    the ALS products of their last list they have not bought since, then the most popular
+    products they have not bought. Customers no longer in `customers_df` are dropped.
+    """
+    customers = (
+        customers_df.select("customer_id").where(F.col("customer_id").isNotNull()).distinct()
+    )
+    old = old_df.drop("as_of_date").join(customers, "customer_id", "left_semi")
+    listless = customers.join(old, "customer_id", "left_anti")
+    touched = F.broadcast(
+        changed_df.select("customer_id")
+        .join(customers, "customer_id", "left_semi")
+        .unionByName(listless)
+        .distinct()
+    )
+    purchases = purchases_df.select("customer_id", "stock_code", "quantity")
+    touched_purchases = purchases.join(touched, "customer_id", "left_semi")
+    als_df = (
+        old.where(F.col("source") == SOURCE_ALS)
+        .join(touched, "customer_id", "left_semi")
+        .join(touched_purchases, ["customer_id", "stock_code"], "left_anti")
+        .select(
+            "customer_id",
+            "stock_code",
+            "score",
+            F.lit(None).cast("long").alias("buyers"),
+            "source",
+        )
+    )
+    bought = touched_purchases.groupBy("customer_id").count().agg(F.max("count")).first()[0]
+    popular_df = _popular_candidates(purchases, touched, top_n + (bought or 0))
+    fresh = _top_n_with_descriptions(als_df.unionByName(popular_df), products_df, top_n)
+    return old.join(touched, "customer_id", "left_anti").select(*fresh.columns).unionByName(fresh)

@@ -36,10 +36,12 @@ from retail_segmentation.common.tables import (
     GOLD_SEGMENT_HISTORY,
     GOLD_SEGMENT_PROFILES,
     GOLD_SEGMENTED_OFFERS,
+    PIPELINE_LEDGER,
     SILVER_PRODUCTS,
     SILVER_TRANSACTIONS,
     Lakehouse,
 )
+from retail_segmentation.gold.increment import changed_silver_rows, silver_rewrites
 from retail_segmentation.gold.offers import (
     load_offer_catalogue,
     offer_catalogue_df,
@@ -47,7 +49,16 @@ from retail_segmentation.gold.offers import (
 )
 from retail_segmentation.ml.clustering import ALGORITHMS, SweepParams
 from retail_segmentation.ml.features import FEATURE_SETS, FeatureSpec, customer_features_input
-from retail_segmentation.ml.recommend import AlsParams, purchase_matrix, recommend_products
+from retail_segmentation.ml.recommend import (
+    FIT,
+    AlsParams,
+    FitState,
+    RefitPolicy,
+    plan_recommendations,
+    purchase_matrix,
+    recommend_products,
+    refresh_recommendations,
+)
 from retail_segmentation.ml.registry import CHAMPION, RegisterConfig, register_winner
 from retail_segmentation.ml.retrain_policy import RetrainPolicy
 from retail_segmentation.ml.scoring import (
@@ -371,10 +382,49 @@ def score_main(argv: list[str] | None = None) -> None:
 # --- recommend ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RecommendResult:
+    """Rows written, and whether ALS was fitted (FIT) or the last lists refreshed, and why."""
+
+    rows: int
+    mode: str
+    reason: str
+
+
+def _fit_state(lakehouse: Lakehouse) -> FitState | None:
+    """The ledger's record of the run that wrote the recommendations table's current data."""
+    version = lakehouse.data_version(GOLD_PRODUCT_RECOMMENDATIONS)
+    row = (
+        lakehouse.read(PIPELINE_LEDGER)
+        .where(
+            (F.col("layer") == "ml")
+            & (F.col("rule") == GOLD_PRODUCT_RECOMMENDATIONS)
+            & (F.get_json_object("detail", "$.recommendations_version") == str(version))
+        )
+        .select("detail")
+        .first()
+    )
+    if row is None:
+        return None
+    detail = json.loads(row["detail"])
+    return FitState(
+        int(detail["silver_version"]),
+        dt.date.fromisoformat(detail["as_of_date"]),
+        dt.date.fromisoformat(detail["fitted_as_of"]),
+        int(detail["fitted_customers"]),
+        detail["als_digest"],
+    )
+
+
 def build_recommendations(
-    lakehouse: Lakehouse, params: AlsParams, force: bool = False
-) -> int | None:
-    """Write `gold_product_recommendations` for every gold customer; None when up to date."""
+    lakehouse: Lakehouse,
+    params: AlsParams,
+    force: bool = False,
+    policy: RefitPolicy | None = None,
+    refit: bool = False,
+) -> RecommendResult | None:
+    """Write `gold_product_recommendations` for every gold customer, fitting ALS when the
+    policy says so and refreshing the last fit's lists otherwise; None when up to date."""
     for table in (SILVER_TRANSACTIONS, SILVER_PRODUCTS, GOLD_CUSTOMER_RFM):
         if not lakehouse.exists(table):
             raise ConfigError(
@@ -383,29 +433,53 @@ def build_recommendations(
     silver = lakehouse.data_commit(SILVER_TRANSACTIONS)
     products = lakehouse.data_commit(SILVER_PRODUCTS)
     rfm = lakehouse.data_commit(GOLD_CUSTOMER_RFM)
-    run_id = f"recommend:silver_v{silver.version}:rfm_v{rfm.version}:als_{_digest(asdict(params))}"
-    if (
-        not force
-        and lakehouse.exists(GOLD_PRODUCT_RECOMMENDATIONS)
-        and has_finished(lakehouse, run_id)
-    ):
+    digest = _digest(asdict(params))
+    run_id = f"recommend:silver_v{silver.version}:rfm_v{rfm.version}:als_{digest}"
+    exists = lakehouse.exists(GOLD_PRODUCT_RECOMMENDATIONS)
+    if not force and not refit and exists and has_finished(lakehouse, run_id):
         return None
     as_of = _gold_as_of(lakehouse, rfm.latest_version)
+    state = _fit_state(lakehouse) if exists and lakehouse.exists(PIPELINE_LEDGER) else None
+    plan = plan_recommendations(
+        state,
+        digest,
+        as_of,
+        rfm.rows,
+        policy or RefitPolicy(),
+        lambda since: silver_rewrites(lakehouse, since),
+        refit,
+    )
     silver_df = lakehouse.read(SILVER_TRANSACTIONS, version=silver.latest_version)
+    customers_df = lakehouse.read(GOLD_CUSTOMER_RFM, version=rfm.latest_version)
+    products_df = lakehouse.read(SILVER_PRODUCTS, version=products.latest_version)
     with Intermediates(lakehouse, "recommend") as intermediates:
         purchases_df = intermediates.keep(purchase_matrix(silver_df, as_of), "purchases")
-        recommendations_df = recommend_products(
-            purchases_df,
-            lakehouse.read(GOLD_CUSTOMER_RFM, version=rfm.latest_version),
-            lakehouse.read(SILVER_PRODUCTS, version=products.latest_version),
-            params,
-            keep=intermediates.keep,
-        )
+        if plan.mode == FIT:
+            recommendations_df = recommend_products(
+                purchases_df, customers_df, products_df, params, keep=intermediates.keep
+            )
+        else:
+            assert plan.since is not None
+            recommendations_df = refresh_recommendations(
+                lakehouse.read(
+                    GOLD_PRODUCT_RECOMMENDATIONS,
+                    version=lakehouse.version(GOLD_PRODUCT_RECOMMENDATIONS),
+                ),
+                purchases_df,
+                customers_df,
+                changed_silver_rows(lakehouse, plan.since, silver.latest_version),
+                products_df,
+                params.top_n,
+            )
         lakehouse.overwrite(
             recommendations_df.select("*", F.lit(as_of).cast("date").alias("as_of_date")),
             GOLD_PRODUCT_RECOMMENDATIONS,
         )
-    rows = lakehouse.last_commit_rows(GOLD_PRODUCT_RECOMMENDATIONS)
+    commit = lakehouse.data_commit(GOLD_PRODUCT_RECOMMENDATIONS)
+    if plan.mode == FIT or state is None:
+        fitted_as_of, fitted_customers = as_of, rfm.rows
+    else:
+        fitted_as_of, fitted_customers = state.fitted_as_of, state.fitted_customers
     record_ledger(
         lakehouse,
         [
@@ -415,12 +489,22 @@ def build_recommendations(
                 1,
                 GOLD_PRODUCT_RECOMMENDATIONS,
                 rows_in=rfm.rows,
-                rows_out=rows,
-                detail={"als": asdict(params), "silver_version": silver.version},
+                rows_out=commit.rows,
+                detail={
+                    "als": asdict(params),
+                    "als_digest": digest,
+                    "silver_version": silver.version,
+                    "as_of_date": as_of,
+                    "mode": plan.mode,
+                    "reason": plan.reason,
+                    "fitted_as_of": fitted_as_of,
+                    "fitted_customers": fitted_customers,
+                    "recommendations_version": commit.version,
+                },
             )
         ],
     )
-    return rows
+    return RecommendResult(commit.rows, plan.mode, plan.reason)
 
 
 def recommend_main(argv: list[str] | None = None) -> None:
@@ -437,6 +521,24 @@ def recommend_main(argv: list[str] | None = None) -> None:
         "--alpha", type=float, default=defaults.alpha, help="implicit confidence (default: 1.0)"
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="default: 42")
+    policy = RefitPolicy()
+    parser.add_argument(
+        "--refit", action="store_true", help="fit ALS whatever the refit policy says"
+    )
+    parser.add_argument(
+        "--refit-after-days",
+        type=int,
+        default=policy.refit_after_days,
+        help="fit ALS again once the last fit is this many days old; between fits, refresh "
+        f"its lists (0: fit on every run; default: {policy.refit_after_days})",
+    )
+    parser.add_argument(
+        "--max-new-customer-share",
+        type=float,
+        default=policy.max_new_customer_share,
+        help="fit ALS again once customers it never saw pass this share "
+        f"(default: {policy.max_new_customer_share})",
+    )
     args = parser.parse_args(argv)
     params = AlsParams(
         rank=args.rank,
@@ -446,12 +548,14 @@ def recommend_main(argv: list[str] | None = None) -> None:
         top_n=args.top_n,
         seed=args.seed,
     )
+    policy = RefitPolicy(args.refit_after_days, args.max_new_customer_share)
     _, lakehouse = _session(table_config_from_args(args))
-    rows = build_recommendations(lakehouse, params, args.force)
-    if rows is None:
+    result = build_recommendations(lakehouse, params, args.force, policy, args.refit)
+    if result is None:
         print("recommend: up to date, nothing to do; --force redoes")
     else:
-        print(f"recommend: {GOLD_PRODUCT_RECOMMENDATIONS} {rows}")
+        print(f"recommend: {result.mode} ({result.reason})")
+        print(f"recommend: {GOLD_PRODUCT_RECOMMENDATIONS} {result.rows}")
 
 
 # --- offers ------------------------------------------------------------------------------

@@ -211,9 +211,11 @@ def _als_candidates(
     )
 
 
-def _popular_candidates(purchases: DataFrame, customers: DataFrame, limit: int) -> DataFrame:
+def _popular_candidates(
+    purchases: DataFrame, customers: DataFrame, limit: int, bought: DataFrame | None = None
+) -> DataFrame:
     """Of the `limit` most bought products (distinct buyers), those each customer has not
-    bought."""
+    bought (in `bought`, the customers' own purchases, when given; else in `purchases`)."""
     popular = (
         purchases.groupBy("stock_code")
         .agg(F.count_distinct("customer_id").alias("buyers"))
@@ -222,7 +224,7 @@ def _popular_candidates(purchases: DataFrame, customers: DataFrame, limit: int) 
     )
     return (
         customers.crossJoin(popular)
-        .join(purchases, ["customer_id", "stock_code"], "left_anti")
+        .join(purchases if bought is None else bought, ["customer_id", "stock_code"], "left_anti")
         .select(
             "customer_id",
             "stock_code",
@@ -374,6 +376,7 @@ def refresh_recommendations(
     changed_df: DataFrame,
     products_df: DataFrame,
     top_n: int,
+    keep: Callable[[DataFrame, str], DataFrame] = _recompute,
 ) -> DataFrame:
     """The last lists (`old_df`) carried to today's purchases without fitting ALS.
 
@@ -382,6 +385,8 @@ def refresh_recommendations(
     `as_of_date`, which the caller stamps again); a touched customer's are ranked again from
     the ALS products of their last list they have not bought since, then the most popular
     products they have not bought. Customers no longer in `customers_df` are dropped.
+    `keep(df, name)` holds the touched customers and their purchases, which several joins
+    read (`Intermediates.keep`; the default recomputes).
     """
     customers = (
         customers_df.select("customer_id").where(F.col("customer_id").isNotNull()).distinct()
@@ -389,13 +394,16 @@ def refresh_recommendations(
     old = old_df.drop("as_of_date").join(customers, "customer_id", "left_semi")
     listless = customers.join(old, "customer_id", "left_anti")
     touched = F.broadcast(
-        changed_df.select("customer_id")
-        .join(customers, "customer_id", "left_semi")
-        .unionByName(listless)
-        .distinct()
+        keep(
+            changed_df.select("customer_id")
+            .join(customers, "customer_id", "left_semi")
+            .unionByName(listless)
+            .distinct(),
+            "touched",
+        )
     )
     purchases = purchases_df.select("customer_id", "stock_code", "quantity")
-    touched_purchases = purchases.join(touched, "customer_id", "left_semi")
+    touched_purchases = keep(purchases.join(touched, "customer_id", "left_semi"), "bought")
     als_df = (
         old.where(F.col("source") == SOURCE_ALS)
         .join(touched, "customer_id", "left_semi")
@@ -409,6 +417,6 @@ def refresh_recommendations(
         )
     )
     bought = touched_purchases.groupBy("customer_id").count().agg(F.max("count")).first()[0]
-    popular_df = _popular_candidates(purchases, touched, top_n + (bought or 0))
+    popular_df = _popular_candidates(purchases, touched, top_n + (bought or 0), touched_purchases)
     fresh = _top_n_with_descriptions(als_df.unionByName(popular_df), products_df, top_n)
     return old.join(touched, "customer_id", "left_anti").select(*fresh.columns).unionByName(fresh)

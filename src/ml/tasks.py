@@ -470,6 +470,7 @@ def build_recommendations(
                 changed_silver_rows(lakehouse, plan.since, silver.latest_version),
                 products_df,
                 params.top_n,
+                keep=intermediates.keep,
             )
         lakehouse.overwrite(
             recommendations_df.select("*", F.lit(as_of).cast("date").alias("as_of_date")),
@@ -554,7 +555,8 @@ def recommend_main(argv: list[str] | None = None) -> None:
     if result is None:
         print("recommend: up to date, nothing to do; --force redoes")
     else:
-        print(f"recommend: {result.mode} ({result.reason})")
+        done = "ALS fitted" if result.mode == FIT else "the last fit's lists refreshed"
+        print(f"recommend: {done}: {result.reason}")
         print(f"recommend: {GOLD_PRODUCT_RECOMMENDATIONS} {result.rows}")
 
 

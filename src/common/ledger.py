@@ -97,3 +97,26 @@ def has_finished(lakehouse: Lakehouse, run_id: str, rule: str | None = None) -> 
     if rule is not None:
         condition = condition & (F.col("rule") == rule)
     return not lakehouse.read(PIPELINE_LEDGER).where(condition).isEmpty()
+
+
+def recorded_detail(
+    lakehouse: Lakehouse, layer: str, rule: str, version_key: str, version: int
+) -> dict[str, Any] | None:
+    """The detail of the ledger entry of (`layer`, `rule`) whose detail's `version_key` is
+    `version`: what the run that wrote a table's version recorded about it. None when no
+    entry names it (a run killed after its table's commit and before its ledger entry)."""
+    from pyspark.sql import functions as F
+
+    if not lakehouse.exists(PIPELINE_LEDGER):
+        return None
+    row = (
+        lakehouse.read(PIPELINE_LEDGER)
+        .where(
+            (F.col("layer") == layer)
+            & (F.col("rule") == rule)
+            & (F.get_json_object("detail", f"$.{version_key}") == str(version))
+        )
+        .select("detail")
+        .first()
+    )
+    return None if row is None else json.loads(row["detail"])

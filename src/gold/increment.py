@@ -16,7 +16,6 @@ otherwise, or when silver was rebuilt whole, the gold task rebuilds everything.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import reduce
@@ -24,10 +23,10 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from retail_segmentation.common.ledger import recorded_detail
 from retail_segmentation.common.tables import (
     CHANGE_FEED_PROPERTY,
     GOLD_CUSTOMER_RFM,
-    PIPELINE_LEDGER,
     SILVER_TRANSACTIONS,
     Lakehouse,
     is_data_change,
@@ -82,21 +81,9 @@ class GoldPlan:
 def previous_state(lakehouse: Lakehouse, rfm_version: int) -> GoldState | None:
     """The ledger's record of the gold run that wrote `gold_customer_rfm` at `rfm_version`
     (written first, so a run killed before its ledger leaves a version nobody recorded)."""
-    if not lakehouse.exists(PIPELINE_LEDGER):
+    detail = recorded_detail(lakehouse, "gold", GOLD_CUSTOMER_RFM, "rfm_version", rfm_version)
+    if detail is None:
         return None
-    row = (
-        lakehouse.read(PIPELINE_LEDGER)
-        .where(
-            (F.col("layer") == "gold")
-            & (F.col("rule") == GOLD_CUSTOMER_RFM)
-            & (F.get_json_object("detail", "$.rfm_version") == str(rfm_version))
-        )
-        .select("detail")
-        .first()
-    )
-    if row is None:
-        return None
-    detail = json.loads(row["detail"])
     last = detail.get("last_line_date")
     return GoldState(
         int(detail["silver_version"]),

@@ -25,7 +25,12 @@ from retail_segmentation.common.config import (
     table_config_from_args,
 )
 from retail_segmentation.common.errors import ConfigError
-from retail_segmentation.common.ledger import LedgerEntry, has_finished, record_ledger
+from retail_segmentation.common.ledger import (
+    LedgerEntry,
+    has_finished,
+    record_ledger,
+    recorded_detail,
+)
 from retail_segmentation.common.materialize import Intermediates
 from retail_segmentation.common.spark import get_spark
 from retail_segmentation.common.tables import (
@@ -36,7 +41,6 @@ from retail_segmentation.common.tables import (
     GOLD_SEGMENT_HISTORY,
     GOLD_SEGMENT_PROFILES,
     GOLD_SEGMENTED_OFFERS,
-    PIPELINE_LEDGER,
     SILVER_PRODUCTS,
     SILVER_TRANSACTIONS,
     Lakehouse,
@@ -394,19 +398,11 @@ class RecommendResult:
 def _fit_state(lakehouse: Lakehouse) -> FitState | None:
     """The ledger's record of the run that wrote the recommendations table's current data."""
     version = lakehouse.data_version(GOLD_PRODUCT_RECOMMENDATIONS)
-    row = (
-        lakehouse.read(PIPELINE_LEDGER)
-        .where(
-            (F.col("layer") == "ml")
-            & (F.col("rule") == GOLD_PRODUCT_RECOMMENDATIONS)
-            & (F.get_json_object("detail", "$.recommendations_version") == str(version))
-        )
-        .select("detail")
-        .first()
+    detail = recorded_detail(
+        lakehouse, "ml", GOLD_PRODUCT_RECOMMENDATIONS, "recommendations_version", version
     )
-    if row is None:
+    if detail is None:
         return None
-    detail = json.loads(row["detail"])
     return FitState(
         int(detail["silver_version"]),
         dt.date.fromisoformat(detail["as_of_date"]),
@@ -439,7 +435,7 @@ def build_recommendations(
     if not force and not refit and exists and has_finished(lakehouse, run_id):
         return None
     as_of = _gold_as_of(lakehouse, rfm.latest_version)
-    state = _fit_state(lakehouse) if exists and lakehouse.exists(PIPELINE_LEDGER) else None
+    state = _fit_state(lakehouse) if exists else None
     plan = plan_recommendations(
         state,
         digest,

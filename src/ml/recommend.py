@@ -131,7 +131,7 @@ def recommend_products(
     )
 
     # one scalar, not rows: how far down each customer's ALS list bought products can reach
-    max_bought = purchases.groupBy("customer_id").count().agg(F.max("count")).first()[0]
+    max_bought = _most_bought(purchases)
     if max_bought is None:  # nothing bought: no model to fit, and nothing is popular either
         popular_df = _popular_candidates(purchases, customers, params.top_n)
         return _top_n_with_descriptions(popular_df, products_df, params.top_n)
@@ -145,6 +145,11 @@ def recommend_products(
     short_df = customers.join(full_df, "customer_id", "left_anti")
     popular_df = _popular_candidates(purchases, short_df, params.top_n + max_bought)
     return _top_n_with_descriptions(als_df.unionByName(popular_df), products_df, params.top_n)
+
+
+def _most_bought(purchases: DataFrame) -> int | None:
+    """The most products any one customer bought (one scalar); None when nobody bought."""
+    return purchases.groupBy("customer_id").count().agg(F.max("count")).first()[0]
 
 
 def _als_candidates(
@@ -416,7 +421,7 @@ def refresh_recommendations(
             "source",
         )
     )
-    bought = touched_purchases.groupBy("customer_id").count().agg(F.max("count")).first()[0]
-    popular_df = _popular_candidates(purchases, touched, top_n + (bought or 0), touched_purchases)
+    depth = top_n + (_most_bought(touched_purchases) or 0)
+    popular_df = _popular_candidates(purchases, touched, depth, touched_purchases)
     fresh = _top_n_with_descriptions(als_df.unionByName(popular_df), products_df, top_n)
     return old.join(touched, "customer_id", "left_anti").select(*fresh.columns).unionByName(fresh)

@@ -11,7 +11,11 @@ from chispa import assert_df_equality
 from daily_lines import DAY_1, UK, land
 from pyspark.sql import functions as F
 
-from retail_segmentation.common.tables import GOLD_PRODUCT_RECOMMENDATIONS, PIPELINE_LEDGER
+from retail_segmentation.common.tables import (
+    GOLD_PRODUCT_RECOMMENDATIONS,
+    PIPELINE_LEDGER,
+    SILVER_TRANSACTIONS,
+)
 from retail_segmentation.gold.task import GoldConfig, build_gold
 from retail_segmentation.ml.recommend import FIT, REFRESH, AlsParams, RefitPolicy, purchase_matrix
 from retail_segmentation.ml.tasks import build_recommendations
@@ -68,7 +72,7 @@ def test_a_day_refreshes_the_lists_it_touches_until_the_policy_fits_again(
         dt.date(2010, 12, 12)
     }
     # nobody is offered what they bought; the new customer gets the popular products
-    bought = purchase_matrix(lakehouse.read("silver_transactions"), dt.date(2010, 12, 12)).select(
+    bought = purchase_matrix(lakehouse.read(SILVER_TRANSACTIONS), dt.date(2010, 12, 12)).select(
         "customer_id", "stock_code"
     )
     assert table.join(bought, ["customer_id", "stock_code"]).count() == 0

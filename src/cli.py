@@ -24,7 +24,11 @@ import warnings
 from pathlib import Path
 
 from retail_segmentation.bronze.columns import add_source_arguments
-from retail_segmentation.common.config import add_table_arguments, table_config_from_args
+from retail_segmentation.common.config import (
+    add_parallel_argument,
+    add_table_arguments,
+    table_config_from_args,
+)
 from retail_segmentation.common.errors import RetailSegError
 from retail_segmentation.silver.options import add_cleaning_arguments, validate_date_format
 
@@ -153,6 +157,7 @@ def _run_locked(args: argparse.Namespace) -> int:
         from_task=args.from_task,
         task_args=task_args,
         tables_dir=lakehouse.local_root,
+        parallel=args.parallel_tasks,
     )
     lakehouse = Lakehouse.attach(spark, tables)  # registers the tables the tasks created
     report = None
@@ -299,16 +304,28 @@ def _benchmark(args: argparse.Namespace) -> int:
 
     if args.daily:
         daily = run_daily_benchmark(
-            args.rows, args.seed, args.files, args.work_dir, args.k_range, args.sweep_engine
+            args.rows,
+            args.seed,
+            args.files,
+            args.work_dir,
+            args.k_range,
+            args.sweep_engine,
+            parallel=args.parallel_tasks,
         )
         print()
         print(daily_report(daily, args.json, args.rows))
     else:
-        figures, setup = run_benchmark(
-            args.rows, args.seed, args.files, args.work_dir, args.k_range, args.sweep_engine
+        figures, setup, graph_seconds = run_benchmark(
+            args.rows,
+            args.seed,
+            args.files,
+            args.work_dir,
+            args.k_range,
+            args.sweep_engine,
+            parallel=args.parallel_tasks,
         )
         print()
-        print(report(figures, args.json, args.rows, setup))
+        print(report(figures, args.json, args.rows, setup, graph_seconds))
     if args.json:
         print(f"figures written to {args.json}")
     return 0
@@ -568,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-task",
         help="start again from this task of the job, e.g. sweep (default: the first, bronze)",
     )
+    add_parallel_argument(run)
     add_source_arguments(run)
     add_cleaning_arguments(run)
     run.add_argument(
@@ -666,6 +684,11 @@ def build_parser() -> argparse.ArgumentParser:
         "or 4g)",
     )
     _add_engine_argument(bench)
+    add_parallel_argument(
+        bench,
+        default=1,
+        note=" (each task's seconds are its own only then; `retail-seg run` runs 2)",
+    )
     bench.add_argument(
         "--materialize",
         choices=("auto", "persist", "delta", "recompute"),

@@ -4,9 +4,11 @@ Reads `resources/*.job.yml`, resolves `${var.*}` from `databricks.yml` (its vari
 defaults, then `--var name=value`), `${resources.<kind>.<key>.<field>}` from the resources
 declared in `resources/*.yml` (locally without the `dev_<user>_` prefix development mode adds
 on Databricks) and `{{job.parameters.*}}` from the job's parameters (then `--param name=value`),
-and calls each task's entry point (the wheel's console script) in dependency order in this
-process. Locally every task also gets `--lakehouse-dir`.
-A failed task stops the tasks that depend on it; `--from-task` starts again from one task.
+and calls each task's entry point (the wheel's console script) in this process once the
+tasks it depends on have finished, up to `--parallel-tasks` at once in threads sharing the
+Spark session, as a Databricks job runs independent tasks side by side. Locally every task
+also gets `--lakehouse-dir`. After a failed task no other task starts; `--from-task` starts
+again from one task.
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import yaml
 
+from retail_segmentation.common.config import add_parallel_argument
 from retail_segmentation.common.delta_log import rows_written_since, table_versions
 from retail_segmentation.common.errors import (
     ConcurrentRunError,
@@ -30,7 +36,7 @@ from retail_segmentation.common.errors import (
     RetailSegError,
     is_concurrent_write_conflict,
 )
-from retail_segmentation.common.tables import PIPELINE_LEDGER
+from retail_segmentation.common.tables import PIPELINE_LEDGER, recording_commits
 
 _VARIABLE = re.compile(r"\$\{var\.([A-Za-z_][A-Za-z0-9_]*)\}")
 _REFERENCE = re.compile(r"\$\{(resources\.\w+\.\w+\.\w+)\}")
@@ -224,6 +230,72 @@ class TaskFailedError(RetailSegError):
     """A task of the local job failed; its dependents did not run."""
 
 
+class _OrderedOutput:
+    """stdout while tasks run in threads, as `make --output-sync` does: the first unfinished
+    task of the job's order writes through, the others into a buffer that is printed when
+    their turn comes. So each task's lines stay together, in the job's order, whichever task
+    finishes first. Writes from other threads (the runner's own) go straight through."""
+
+    def __init__(self, target, keys: Sequence[str]) -> None:
+        self._target = target
+        self._order = list(keys)
+        self._buffers: dict[str, list[str]] = {key: [] for key in keys}
+        self._finished: set[str] = set()
+        self._live = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def bind(self, key: str) -> None:
+        """Route this thread's writes as task `key`'s."""
+        self._local.key = key
+
+    def write(self, text: str) -> int:
+        key = getattr(self._local, "key", None)
+        with self._lock:
+            live = self._order[self._live] if self._live < len(self._order) else None
+            if key is None or key == live:
+                return self._target.write(text)
+            self._buffers[key].append(text)
+            return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._target.flush()
+
+    def finish(self, key: str | None = None) -> None:
+        """Task `key` ended (None: the run ended): print what is due, in order."""
+        with self._lock:
+            if key is not None:
+                self._finished.add(key)
+            while self._live < len(self._order):
+                current = self._order[self._live]
+                self._target.write("".join(self._buffers.pop(current, [])))
+                if key is not None and current not in self._finished:
+                    break
+                self._live += 1
+            self._target.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._target, name)
+
+
+def _interrupt_spark() -> None:
+    """Cancel the Spark jobs of the running tasks (Ctrl-C while tasks run in threads)."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    try:
+        if session is not None and hasattr(session, "interruptAll"):
+            session.interruptAll()
+        else:
+            from pyspark import SparkContext
+
+            if SparkContext._active_spark_context is not None:
+                SparkContext._active_spark_context.cancelAllJobs()
+    except Exception:  # best effort: the run is being stopped anyway
+        pass
+
+
 def run_job(
     graph: JobGraph,
     variables: Mapping[str, str],
@@ -234,22 +306,31 @@ def run_job(
     announce: Callable[[str], None] = print,
     tables_dir: Path | None = None,
     monitor: Callable[[Task], AbstractContextManager] | None = None,
+    parallel: int = 1,
 ) -> dict[str, TaskRun]:
-    """Run every task (from `from_task` on) in order; returns what each did, by task key.
+    """Run every task (from `from_task` on) once the tasks it depends on have succeeded, at
+    most `parallel` at a time (threads sharing this process's Spark session, as the tasks of
+    a Databricks job share a cluster); returns what each did, by task key.
 
     `local_args` go to every task (e.g. --lakehouse-dir), `task_args` to one task by key
     (e.g. the sweep's --truth-path on generated data). With `tables_dir` (the local schema
     folder), each task's line says which tables it committed to and how many rows it wrote.
     `monitor(task)`, a context manager, is entered around each task (the benchmark samples
-    memory with it)."""
+    memory with it). With `parallel` > 1 each task's output is printed as one block, in the
+    job's order. After a failure no task starts; those running finish first."""
+    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
+        raise ConfigError(f"parallel={parallel!r}: expected a whole number of tasks >= 1")
     keys = [t.key for t in graph.tasks]
     if from_task is not None and from_task not in keys:
         raise ConfigError(f"--from-task {from_task!r} is not a task of {graph.name}: {keys}")
     tasks = graph.tasks[keys.index(from_task) :] if from_task else graph.tasks
     resolved = {k: resolve(v, variables, {}) for k, v in parameters.items()}
-    runs: dict[str, TaskRun] = {}
     width = max(len(t.key) for t in tasks)
-    for position, task in enumerate(tasks, start=1):
+    output = _OrderedOutput(sys.stdout, [t.key for t in tasks]) if parallel > 1 else None
+
+    def execute(position: int, task: Task) -> TaskRun:
+        if output is not None:
+            output.bind(task.key)
         extra = (task_args or {}).get(task.key, ())
         argv = [*task_argv(task, variables, resolved), *local_args, *extra]
         function = entry_point_function(task.package, task.entry_point)
@@ -257,32 +338,74 @@ def run_job(
         announce(f"{step} {task.entry_point} ...")
         before = table_versions(tables_dir) if tables_dir else {}
         start = time.perf_counter()
-        try:
-            with monitor(task) if monitor else nullcontext():
-                function(argv)
-        except Exception as exc:
-            skipped = [t.key for t in tasks[tasks.index(task) + 1 :]]
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if is_concurrent_write_conflict(exc):
-                reason = (
-                    "another run committed to the same table at the same time, so Delta refused "
-                    f"this task's commit and nothing of it is visible ({reason})"
-                )
-            raise TaskFailedError(
-                f"task {task.key!r} ({task.entry_point}) failed: {reason}; not run: "
-                f"{', '.join(skipped) or 'none'}. Fix it and run again with --from-task {task.key}"
-            ) from exc
+        with recording_commits() as committed, monitor(task) if monitor else nullcontext():
+            function(argv)
         seconds = time.perf_counter() - start
         rows = rows_written_since(tables_dir, before) if tables_dir is not None else {}
-        rows.pop(PIPELINE_LEDGER, None)  # bookkeeping, not the task's output
-        runs[task.key] = TaskRun(task.key, seconds, rows)
+        # only this task's tables: another task running at the same time commits to others
+        mine = committed.names()
+        rows = {t: n for t, n in rows.items() if t in mine and t != PIPELINE_LEDGER}
         written = ""
         if tables_dir is not None:
             written = "; wrote " + (
                 ", ".join(f"{table} {n:,} rows" for table, n in rows.items()) or "no table"
             )
         announce(f"{step} done in {seconds:.1f}s{written}")
-    return runs
+        return TaskRun(task.key, seconds, rows)
+
+    runs: dict[str, TaskRun] = {}
+    failed: tuple[Task, Exception] | None = None
+    waiting = list(enumerate(tasks, start=1))
+    outside = set(keys) - {t.key for t in tasks}  # before --from-task: done earlier
+    if output is None:
+        for position, task in waiting:
+            try:
+                runs[task.key] = execute(position, task)
+            except Exception as exc:
+                failed = (task, exc)
+                break
+    else:
+        running: dict[Future, Task] = {}
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="task")
+        try:
+            with redirect_stdout(output):
+                while waiting or running:
+                    done = outside | set(runs)
+                    ready = [i for i in waiting if set(i[1].depends_on) <= done]
+                    if failed is not None:
+                        ready = []
+                    for item in ready[: parallel - len(running)]:
+                        waiting.remove(item)
+                        running[pool.submit(execute, *item)] = item[1]
+                    if not running:
+                        break
+                    for future in wait(running, return_when=FIRST_COMPLETED).done:
+                        task = running.pop(future)
+                        try:
+                            runs[task.key] = future.result()
+                        except Exception as exc:
+                            failed = failed or (task, exc)
+                        output.finish(task.key)
+        except KeyboardInterrupt:
+            _interrupt_spark()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            output.finish()
+    if failed is not None:
+        task, exc = failed
+        skipped = [t.key for t in tasks if t.key not in runs and t.key != task.key]
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if is_concurrent_write_conflict(exc):
+            reason = (
+                "another run committed to the same table at the same time, so Delta refused "
+                f"this task's commit and nothing of it is visible ({reason})"
+            )
+        raise TaskFailedError(
+            f"task {task.key!r} ({task.entry_point}) failed: {reason}; not run: "
+            f"{', '.join(skipped) or 'none'}. Fix it and run again with --from-task {task.key}"
+        ) from exc
+    return {t.key: runs[t.key] for t in tasks if t.key in runs}  # the job's order
 
 
 @contextmanager
@@ -349,6 +472,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--param", action="append", default=[], help="job parameter name=value")
     parser.add_argument("--from-task", help="start again from this task")
     parser.add_argument("--lakehouse-dir", default=".lakehouse", help="default: .lakehouse")
+    add_parallel_argument(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     root = Path(args.bundle_root) if args.bundle_root else bundle_root()
@@ -364,4 +488,5 @@ def main(argv: list[str] | None = None) -> None:
             ["--lakehouse-dir", args.lakehouse_dir],
             args.from_task,
             tables_dir=Path(args.lakehouse_dir).absolute() / "tables" / schema,
+            parallel=args.parallel_tasks,
         )

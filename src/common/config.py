@@ -66,3 +66,33 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
 def table_config_from_args(args: argparse.Namespace) -> TableConfig:
     """Build the TableConfig from parsed task arguments."""
     return TableConfig(catalog=args.catalog, schema=args.schema, lakehouse_dir=args.lakehouse_dir)
+
+
+# Tasks a local run starts at once when their dependencies allow: after gold the job's graph
+# has two branches (sweep -> register -> score, and recommend), which the deployed job runs
+# side by side; 1 runs one task after another.
+DEFAULT_PARALLEL_TASKS = 2
+
+
+def parallel_tasks(value: str) -> int:
+    """The value of --parallel-tasks: a whole number >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of tasks >= 1")
+    return number
+
+
+def add_parallel_argument(
+    parser: argparse.ArgumentParser, default: int = DEFAULT_PARALLEL_TASKS, note: str = ""
+) -> None:
+    """--parallel-tasks, for every command that runs the job graph locally."""
+    parser.add_argument(
+        "--parallel-tasks",
+        type=parallel_tasks,
+        default=default,
+        help="tasks run at once when the job's dependencies allow, in threads sharing one "
+        f"Spark session; 1 runs them one after another{note} (default: {default})",
+    )

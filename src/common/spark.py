@@ -313,6 +313,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _active_in_this_thread(session):
+    """`session`, made this thread's active Spark Connect session too: pyspark keeps the
+    active session per thread, and Spark ML over Connect looks it up (the local runner runs
+    tasks in threads)."""
+    activate = getattr(type(session), "_set_default_and_active_session", None)
+    if activate is not None:
+        activate(session)
+    return session
+
+
 def local_connect_spark(master: str, **local_options):
     """A Spark Connect session on a local Spark Connect server with Delta, started in this
     process, as `SPARK_REMOTE=local[N]` asks; the serverless guard is installed.
@@ -322,7 +332,7 @@ def local_connect_spark(master: str, **local_options):
     """
     running = _LOCAL_CONNECT_SERVER.get("session")
     if running is not None and not running.is_stopped:
-        return running
+        return _active_in_this_thread(running)
     from pyspark import SparkContext
 
     if SparkContext._active_spark_context is not None and not _LOCAL_CONNECT_SERVER:
@@ -368,7 +378,7 @@ def remote_connect_spark(url: str):
     Lake; the serverless guard is installed. One session per address and process."""
     running = _REMOTE_SESSIONS.get(url)
     if running is not None and not running.is_stopped:
-        return running
+        return _active_in_this_thread(running)
     # as pyspark's own start does: from now on this process speaks Spark Connect
     os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     from pyspark.sql.connect.session import SparkSession as ConnectSession

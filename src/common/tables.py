@@ -10,6 +10,10 @@ the tables found on disk again, so a second process can query them by name.
 from __future__ import annotations
 
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +101,47 @@ def commit_rows(operation: str, metrics: dict | None) -> int:
             int(metrics.get(k, 0)) for k in ("numTargetRowsInserted", "numTargetRowsUpdated")
         )
     return int(metrics.get("numOutputRows", 0))
+
+
+class CommittedTables:
+    """The tables one task committed to, named as each commit starts (`recording_commits`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tables: set[str] = set()
+
+    def add(self, table: str) -> None:
+        with self._lock:
+            self._tables.add(table)
+
+    def names(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._tables)
+
+
+# The local session catalog while a table enters it: a task's first write of a table, and a
+# task attaching (registering what it finds on disk), from threads of one process.
+_LOCAL_CATALOG = threading.RLock()
+
+_COMMITTED: ContextVar[CommittedTables | None] = ContextVar("committed_tables", default=None)
+
+
+@contextmanager
+def recording_commits() -> Iterator[CommittedTables]:
+    """Name every table a `Lakehouse` commits to in this thread while the block runs: the
+    local runner tells apart the writes of tasks that run at the same time this way."""
+    committed = CommittedTables()
+    token = _COMMITTED.set(committed)
+    try:
+        yield committed
+    finally:
+        _COMMITTED.reset(token)
+
+
+def _note_commit(table: str) -> None:
+    committed = _COMMITTED.get()
+    if committed is not None:
+        committed.add(table)
 
 
 def sql_string(value: str) -> str:
@@ -228,6 +273,7 @@ class Lakehouse:
         name = self.name(table)
         row = self.spark.sql(f"SHOW TBLPROPERTIES {name} ({CHANGE_FEED_PROPERTY})").first()
         if row is None or str(row["value"]).lower() != "true":
+            _note_commit(table)
             self.spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ({CHANGE_FEED_PROPERTY} = true)")
 
     def overwrite(self, df: DataFrame, table: str) -> None:
@@ -276,6 +322,7 @@ class Lakehouse:
 
     def _merge(self, df: DataFrame, table: str, key: str, clauses: str) -> None:
         view = f"_merge_source_{validate_identifier(table, 'table')}"
+        _note_commit(table)
         df.createOrReplaceTempView(view)
         try:
             self.spark.sql(
@@ -286,6 +333,7 @@ class Lakehouse:
             self.spark.catalog.dropTempView(view)
 
     def _save(self, df: DataFrame, table: str, mode: str, replace_where: str | None = None) -> None:
+        _note_commit(validate_identifier(table, "table"))
         writer = df.write.format("delta").mode(mode)
         if replace_where is not None:
             writer = writer.option("replaceWhere", replace_where)
@@ -293,10 +341,18 @@ class Lakehouse:
             writer = writer.option("overwriteSchema", "true")
         if table in CHANGE_FEED_TABLES:  # a table property: applies when the write creates it
             writer = writer.option(CHANGE_FEED_PROPERTY, "true")
-        if not self.databricks:
-            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.schema}")
-            writer = writer.option("path", self.location(table))
-        writer.saveAsTable(self.name(table))
+        if self.databricks:
+            writer.saveAsTable(self.name(table))
+            return
+        self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.schema}")
+        writer = writer.option("path", self.location(table))
+        if self.exists(table):
+            writer.saveAsTable(self.name(table))
+            return
+        # the table's first commit and its entry in the session catalog, which another task
+        # attaching at the same time would otherwise register first
+        with _LOCAL_CATALOG:
+            writer.saveAsTable(self.name(table))
 
     @property
     def scratch_root(self) -> Path:
@@ -326,6 +382,10 @@ class Lakehouse:
             shutil.rmtree(self.scratch_root / name, ignore_errors=True)
 
     def _register_local_tables(self) -> None:
+        with _LOCAL_CATALOG:
+            self._register_local_tables_once()
+
+    def _register_local_tables_once(self) -> None:
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.schema}")
         if not self.local_root.is_dir():
             return

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import threading
+import time
+
 import pytest
 
 from retail_segmentation import runner
@@ -175,6 +179,129 @@ def test_a_delta_write_conflict_is_named_as_such(graph, monkeypatch):
         "ConcurrentAppendException: Files were added to the root of the table by a concurrent "
         "update.); not run: b, c. Fix it and run again with --from-task a"
     )
+
+
+BRANCHES_YAML = """
+resources:
+  jobs:
+    branches:
+      tasks:
+        - task_key: a
+          python_wheel_task: {package_name: pkg, entry_point: run-a}
+        - task_key: b
+          depends_on: [{task_key: a}]
+          python_wheel_task: {package_name: pkg, entry_point: run-b}
+        - task_key: c
+          depends_on: [{task_key: a}]
+          python_wheel_task: {package_name: pkg, entry_point: run-c}
+        - task_key: d
+          depends_on: [{task_key: b}, {task_key: c}]
+          python_wheel_task: {package_name: pkg, entry_point: run-d}
+"""
+
+
+@pytest.fixture
+def branches(tmp_path):
+    (tmp_path / "branches.job.yml").write_text(BRANCHES_YAML)
+    return runner.load_job(tmp_path)
+
+
+def test_independent_tasks_run_at_once_and_print_in_the_job_order(branches, monkeypatch, capsys):
+    both_running = threading.Barrier(2, timeout=30)  # broken unless b and c overlap
+    c_done = threading.Event()
+
+    def fake(package, name):
+        def run(argv):
+            print(f"{name} starts")
+            if name in ("run-b", "run-c"):
+                both_running.wait()
+            if name == "run-b":
+                assert c_done.wait(30)  # b ends after c, yet its lines come first
+            print(f"{name} ends")
+            if name == "run-c":
+                c_done.set()
+
+        return run
+
+    monkeypatch.setattr(runner, "entry_point_function", fake)
+    runs = runner.run_job(branches, {}, {}, parallel=2)
+    assert set(runs) == {"a", "b", "c", "d"}
+    lines = [
+        re.sub(r"done in [0-9.]+s", "done", line) for line in capsys.readouterr().out.split("\n")
+    ]
+    assert lines == [
+        "[1/4 a] run-a ...", "run-a starts", "run-a ends", "[1/4 a] done",
+        "[2/4 b] run-b ...", "run-b starts", "run-b ends", "[2/4 b] done",
+        "[3/4 c] run-c ...", "run-c starts", "run-c ends", "[3/4 c] done",
+        "[4/4 d] run-d ...", "run-d starts", "run-d ends", "[4/4 d] done",
+        "",
+    ]  # fmt: skip
+
+
+def test_tasks_at_once_each_name_only_the_tables_they_wrote(
+    spark, lakehouse, branches, monkeypatch
+):
+    both_running = threading.Barrier(2, timeout=60)
+
+    def fake(package, name):
+        def run(argv):
+            if name == "run-b":
+                both_running.wait()
+                lakehouse.overwrite(spark.createDataFrame([(1,), (2,)], "id int"), "from_b")
+                both_running.wait()
+            elif name == "run-c":
+                both_running.wait()
+                lakehouse.overwrite(spark.createDataFrame([(3,)], "id int"), "from_c")
+                both_running.wait()  # each commits inside the other's time
+
+        return run
+
+    monkeypatch.setattr(runner, "entry_point_function", fake)
+    lines = []
+    runs = runner.run_job(
+        branches, {}, {}, announce=lines.append, tables_dir=lakehouse.local_root, parallel=2
+    )
+    assert {k: dict(r.rows_written) for k, r in runs.items()} == {
+        "a": {},
+        "b": {"from_b": 2},
+        "c": {"from_c": 1},
+        "d": {},
+    }
+    written = sorted(line.split("; ")[1] for line in lines if " done in " in line)
+    assert written == [
+        "wrote from_b 2 rows",
+        "wrote from_c 1 rows",
+        "wrote no table",
+        "wrote no table",
+    ]
+
+
+def test_after_a_failure_running_tasks_finish_and_no_other_starts(branches, monkeypatch, capsys):
+    c_failed = threading.Event()
+    ran = []
+
+    def fake(package, name):
+        def run(argv):
+            ran.append(name)
+            if name == "run-c":
+                c_failed.set()
+                raise ValueError("boom")
+            if name == "run-b":
+                assert c_failed.wait(30)
+                time.sleep(0.2)  # still running when c's failure arrives
+
+        return run
+
+    monkeypatch.setattr(runner, "entry_point_function", fake)
+    with pytest.raises(
+        runner.TaskFailedError, match=r"task 'c' \(run-c\) failed: boom; not run: d\. .*-task c"
+    ):
+        runner.run_job(branches, {}, {}, parallel=2)
+    assert sorted(ran) == ["run-a", "run-b", "run-c"]
+    out = capsys.readouterr().out
+    assert "[2/4 b] done in" in out and "[3/4 c] done" not in out and "[4/4 d]" not in out
+    with pytest.raises(ConfigError, match="parallel=0: expected a whole number of tasks >= 1"):
+        runner.run_job(branches, {}, {}, parallel=0)
 
 
 def test_the_lakehouse_lock_is_held_once(tmp_path):

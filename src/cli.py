@@ -302,28 +302,14 @@ def _benchmark(args: argparse.Namespace) -> int:
         run_daily_benchmark,
     )
 
+    # the same generated data and graph either way
+    inputs = (args.rows, args.seed, args.files, args.work_dir, args.k_range, args.sweep_engine)
     if args.daily:
-        daily = run_daily_benchmark(
-            args.rows,
-            args.seed,
-            args.files,
-            args.work_dir,
-            args.k_range,
-            args.sweep_engine,
-            parallel=args.parallel_tasks,
-        )
+        daily = run_daily_benchmark(*inputs, parallel=args.parallel_tasks)
         print()
         print(daily_report(daily, args.json, args.rows))
     else:
-        figures, setup, graph_seconds = run_benchmark(
-            args.rows,
-            args.seed,
-            args.files,
-            args.work_dir,
-            args.k_range,
-            args.sweep_engine,
-            parallel=args.parallel_tasks,
-        )
+        figures, setup, graph_seconds = run_benchmark(*inputs, parallel=args.parallel_tasks)
         print()
         print(report(figures, args.json, args.rows, setup, graph_seconds))
     if args.json:

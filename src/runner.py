@@ -343,8 +343,7 @@ def run_job(
         seconds = time.perf_counter() - start
         rows = rows_written_since(tables_dir, before) if tables_dir is not None else {}
         # only this task's tables: another task running at the same time commits to others
-        mine = committed.names()
-        rows = {t: n for t, n in rows.items() if t in mine and t != PIPELINE_LEDGER}
+        rows = {t: n for t, n in rows.items() if t in committed and t != PIPELINE_LEDGER}
         written = ""
         if tables_dir is not None:
             written = "; wrote " + (

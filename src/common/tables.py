@@ -103,34 +103,19 @@ def commit_rows(operation: str, metrics: dict | None) -> int:
     return int(metrics.get("numOutputRows", 0))
 
 
-class CommittedTables:
-    """The tables one task committed to, named as each commit starts (`recording_commits`)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tables: set[str] = set()
-
-    def add(self, table: str) -> None:
-        with self._lock:
-            self._tables.add(table)
-
-    def names(self) -> frozenset[str]:
-        with self._lock:
-            return frozenset(self._tables)
-
-
 # The local session catalog while a table enters it: a task's first write of a table, and a
 # task attaching (registering what it finds on disk), from threads of one process.
 _LOCAL_CATALOG = threading.RLock()
 
-_COMMITTED: ContextVar[CommittedTables | None] = ContextVar("committed_tables", default=None)
+# per thread (a context variable): a task's commits are made in the thread that runs it
+_COMMITTED: ContextVar[set[str] | None] = ContextVar("committed_tables", default=None)
 
 
 @contextmanager
-def recording_commits() -> Iterator[CommittedTables]:
+def recording_commits() -> Iterator[set[str]]:
     """Name every table a `Lakehouse` commits to in this thread while the block runs: the
     local runner tells apart the writes of tasks that run at the same time this way."""
-    committed = CommittedTables()
+    committed: set[str] = set()
     token = _COMMITTED.set(committed)
     try:
         yield committed

@@ -138,3 +138,25 @@ def test_the_jvm_keeps_the_sessions_time_zone_and_the_suite_runs_without_codegen
     assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
     assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
     assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == "1"
+
+
+def test_the_jvm_runs_the_parallel_collector(spark):
+    management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+    collectors = {bean.getName() for bean in management.getGarbageCollectorMXBeans()}
+    assert collectors == {"PS Scavenge", "PS MarkSweep"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "options"),
+    [
+        ({}, ["-XX:+UseParallelGC"]),
+        ({"JDK_JAVA_OPTIONS": "-Xss8m"}, ["-XX:+UseParallelGC"]),
+        # the JVM refuses to start with two collectors: the user's choice wins
+        ({"JDK_JAVA_OPTIONS": "-Xss8m -XX:+UseG1GC"}, []),
+        ({"JAVA_TOOL_OPTIONS": "-XX:+UseZGC -XX:+ZGenerational"}, []),
+        # turning a collector off is not a choice of one
+        ({"JAVA_TOOL_OPTIONS": "-XX:-UseG1GC"}, ["-XX:+UseParallelGC"]),
+    ],
+)
+def test_a_collector_chosen_in_the_environment_is_kept(environ, options):
+    assert spark_module._gc_options(environ) == options

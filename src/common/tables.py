@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
+from retail_segmentation.common import delta_log
 from retail_segmentation.common.config import TableConfig, validate_identifier
 from retail_segmentation.common.errors import ConfigError
 from retail_segmentation.common.spark import is_databricks
@@ -91,16 +93,6 @@ class DataCommit:
 def is_data_change(operation: str) -> bool:
     """False for Delta's maintenance operations (OPTIMIZE, VACUUM, ...), True otherwise."""
     return operation not in MAINTENANCE_OPERATIONS
-
-
-def commit_rows(operation: str, metrics: dict | None) -> int:
-    """Rows one commit wrote: numOutputRows, or for a MERGE the rows it inserted and updated."""
-    metrics = metrics or {}
-    if operation == "MERGE":
-        return sum(
-            int(metrics.get(k, 0)) for k in ("numTargetRowsInserted", "numTargetRowsUpdated")
-        )
-    return int(metrics.get("numOutputRows", 0))
 
 
 # The local session catalog while a table enters it: a task's first write of a table, and a
@@ -187,16 +179,36 @@ class Lakehouse:
             reader = reader.option("versionAsOf", version)
         return reader.table(self.name(table))
 
+    def _no_log(self, table: str) -> ConfigError:
+        return ConfigError(f"table {self.name(table)} has no Delta log in {self.location(table)}")
+
     def version(self, table: str) -> int:
         """Latest Delta version of a table (what a task pins its reads to)."""
+        if not self.databricks:
+            latest = delta_log.latest_version(Path(self.location(table)))
+            if latest is None:
+                raise self._no_log(table)
+            return latest
         row = self.spark.sql(f"DESCRIBE HISTORY {self.name(table)} LIMIT 1").first()
         return int(row["version"])
 
     def data_commit(self, table: str) -> DataCommit:
         """The latest commit that changed the table's data, skipping maintenance commits
         (OPTIMIZE, VACUUM, ...): its version names the data a task read, so maintenance
-        never makes a task redo its work; its rows are what that write committed."""
+        never makes a task redo its work; its rows are what that write committed. Locally
+        read from the table's log files (`delta_log`), on Databricks by `DESCRIBE HISTORY`."""
         name = self.name(table)
+        if not self.databricks:
+            latest = None
+            for version, info in delta_log.history(Path(self.location(table))):
+                latest = version if latest is None else latest
+                operation = info.get("operation", "")
+                if is_data_change(operation):
+                    rows = delta_log.operation_rows(operation, info.get("operationMetrics"))
+                    return DataCommit(version, operation, rows, latest)
+            if latest is None:
+                raise self._no_log(table)
+            raise ConfigError(f"table {name} has no data-changing commit in its Delta history")
         for limit in (f" LIMIT {_HISTORY_WINDOW}", ""):
             rows = (
                 self.spark.sql(f"DESCRIBE HISTORY {name}{limit}")
@@ -209,7 +221,7 @@ class Lakehouse:
                     return DataCommit(
                         int(row["version"]),
                         row["operation"],
-                        commit_rows(row["operation"], row["operationMetrics"]),
+                        delta_log.operation_rows(row["operation"], row["operationMetrics"]),
                         latest,
                     )
             if len(rows) < _HISTORY_WINDOW:
@@ -226,7 +238,17 @@ class Lakehouse:
 
     def history(self, table: str, after_version: int) -> list[tuple[int, str, dict]]:
         """(version, operation, operation parameters) of every commit after `after_version`,
-        oldest first: one DESCRIBE HISTORY read of just those commits."""
+        oldest first: locally the log files of just those commits, on Databricks one
+        DESCRIBE HISTORY read of them."""
+        if not self.databricks:
+            commits = takewhile(
+                lambda commit: commit[0] > after_version,
+                delta_log.history(Path(self.location(table))),
+            )
+            return [
+                (version, info.get("operation", ""), delta_log.operation_parameters(info))
+                for version, info in reversed(list(commits))
+            ]
         latest = self.version(table)
         if latest <= after_version:
             return []

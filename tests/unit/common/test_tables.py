@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from chispa import assert_df_equality
 
 from retail_segmentation.common.config import TableConfig
+from retail_segmentation.common.delta_log import operation_rows
 from retail_segmentation.common.errors import ConfigError
-from retail_segmentation.common.tables import Lakehouse, commit_rows, is_data_change
+from retail_segmentation.common.tables import Lakehouse, is_data_change
 
 
 def test_names_per_environment(spark):
@@ -77,6 +80,40 @@ def test_maintenance_commits_leave_the_data_version_where_it_was(spark, lakehous
     assert lakehouse.data_commit("numbers").version == 8
 
 
+def test_the_local_log_answers_as_describe_history_does(spark, lakehouse):
+    """Locally the versions and the history come from the log files; on Databricks from
+    DESCRIBE HISTORY. Both, on the same table after writes, a MERGE and maintenance."""
+    # the same table by its three-level name, through DESCRIBE HISTORY as on Databricks
+    config = dataclasses.replace(lakehouse.config, catalog="spark_catalog")
+    by_sql = Lakehouse(spark, config, databricks=True)
+    numbers = lakehouse.name("numbers")
+    with pytest.raises(ConfigError, match=r"table \S*numbers has no Delta log in "):
+        lakehouse.version("numbers")
+
+    lakehouse.overwrite(spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string"), "numbers")
+    lakehouse.append(spark.createDataFrame([(3, "c")], "id int, v string"), "numbers")
+    spark.sql(
+        f"MERGE INTO {numbers} t USING (SELECT 2 id, 'B' v UNION ALL SELECT 4, 'd') s "
+        "ON t.id = s.id WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+    )
+    assert lakehouse.data_commit("numbers") == by_sql.data_commit("numbers")
+    assert lakehouse.data_commit("numbers").rows == 2  # one updated, one inserted
+    spark.sql(f"OPTIMIZE {numbers}")
+    spark.sql(f"ALTER TABLE {numbers} SET TBLPROPERTIES ('delta.logRetentionDuration' = '30 days')")
+
+    assert lakehouse.version("numbers") == by_sql.version("numbers") == 4
+    assert lakehouse.data_commit("numbers") == by_sql.data_commit("numbers")
+    assert lakehouse.data_commit("numbers").version == 2
+    for after in (-1, 0, 2, 4):
+        assert lakehouse.history("numbers", after) == by_sql.history("numbers", after)
+    assert [(v, op) for v, op, _ in lakehouse.history("numbers", 1)] == [
+        (2, "MERGE"),
+        (3, "OPTIMIZE"),
+        (4, "SET TBLPROPERTIES"),
+    ]
+    assert lakehouse.history("numbers", 0)[0][2]["mode"] == "Append"
+
+
 @pytest.mark.parametrize(
     ("operation", "metrics", "rows", "is_data"),
     [
@@ -91,7 +128,7 @@ def test_maintenance_commits_leave_the_data_version_where_it_was(spark, lakehous
     ],
 )
 def test_commit_rows_and_what_counts_as_a_data_change(operation, metrics, rows, is_data):
-    assert commit_rows(operation, metrics) == rows
+    assert operation_rows(operation, metrics) == rows
     assert is_data_change(operation) is is_data
 
 

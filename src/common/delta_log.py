@@ -6,7 +6,8 @@ action carries what `DESCRIBE HISTORY` shows: the operation, its parameters and 
 `Lakehouse` reads a table's versions and history from these files, without the Spark query
 `DESCRIBE HISTORY` costs (0.15 s each, dozens per run); the local runner reads which tables a
 task committed to and how many rows it wrote the same way. On Databricks the tables' logs
-live in cloud storage behind Unity Catalog, and `Lakehouse` asks `DESCRIBE HISTORY`.
+live in cloud storage behind Unity Catalog, and `Lakehouse` asks `DESCRIBE HISTORY`, as it
+does under Spark Connect, the local stand-in for serverless.
 """
 
 from __future__ import annotations

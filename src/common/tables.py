@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from retail_segmentation.common import delta_log
 from retail_segmentation.common.config import TableConfig, validate_identifier
 from retail_segmentation.common.errors import ConfigError
-from retail_segmentation.common.spark import is_databricks
+from retail_segmentation.common.spark import is_connect_session, is_databricks
 
 BRONZE_TRANSACTIONS = "bronze_transactions"
 SILVER_TRANSACTIONS = "silver_transactions"
@@ -179,12 +179,19 @@ class Lakehouse:
             reader = reader.option("versionAsOf", version)
         return reader.table(self.name(table))
 
+    @property
+    def _history_from_files(self) -> bool:
+        """Locally, on a classic session, a table's versions and history are read from its log
+        files (`delta_log`); on Databricks, and under Spark Connect (serverless's stand-in,
+        which proves what serverless runs), by DESCRIBE HISTORY."""
+        return not self.databricks and not is_connect_session(self.spark)
+
     def _no_log(self, table: str) -> ConfigError:
         return ConfigError(f"table {self.name(table)} has no Delta log in {self.location(table)}")
 
     def version(self, table: str) -> int:
         """Latest Delta version of a table (what a task pins its reads to)."""
-        if not self.databricks:
+        if self._history_from_files:
             latest = delta_log.latest_version(Path(self.location(table)))
             if latest is None:
                 raise self._no_log(table)
@@ -195,10 +202,9 @@ class Lakehouse:
     def data_commit(self, table: str) -> DataCommit:
         """The latest commit that changed the table's data, skipping maintenance commits
         (OPTIMIZE, VACUUM, ...): its version names the data a task read, so maintenance
-        never makes a task redo its work; its rows are what that write committed. Locally
-        read from the table's log files (`delta_log`), on Databricks by `DESCRIBE HISTORY`."""
+        never makes a task redo its work; its rows are what that write committed."""
         name = self.name(table)
-        if not self.databricks:
+        if self._history_from_files:
             latest = None
             for version, info in delta_log.history(Path(self.location(table))):
                 latest = version if latest is None else latest
@@ -238,9 +244,9 @@ class Lakehouse:
 
     def history(self, table: str, after_version: int) -> list[tuple[int, str, dict]]:
         """(version, operation, operation parameters) of every commit after `after_version`,
-        oldest first: locally the log files of just those commits, on Databricks one
-        DESCRIBE HISTORY read of them."""
-        if not self.databricks:
+        oldest first: the log files of just those commits, or one DESCRIBE HISTORY read of
+        them."""
+        if self._history_from_files:
             commits = takewhile(
                 lambda commit: commit[0] > after_version,
                 delta_log.history(Path(self.location(table))),

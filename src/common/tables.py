@@ -247,13 +247,15 @@ class Lakehouse:
         oldest first: the log files of just those commits, or one DESCRIBE HISTORY read of
         them."""
         if self._history_from_files:
-            commits = takewhile(
-                lambda commit: commit[0] > after_version,
-                delta_log.history(Path(self.location(table))),
+            table_dir = Path(self.location(table))
+            commits = list(
+                takewhile(lambda commit: commit[0] > after_version, delta_log.history(table_dir))
             )
+            if not commits and delta_log.latest_version(table_dir) is None:
+                raise self._no_log(table)  # as DESCRIBE HISTORY fails on a missing table
             return [
                 (version, info.get("operation", ""), delta_log.operation_parameters(info))
-                for version, info in reversed(list(commits))
+                for version, info in reversed(commits)
             ]
         latest = self.version(table)
         if latest <= after_version:

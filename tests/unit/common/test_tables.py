@@ -89,6 +89,8 @@ def test_the_local_log_answers_as_describe_history_does(spark, lakehouse):
     numbers = lakehouse.name("numbers")
     with pytest.raises(ConfigError, match=r"table \S*numbers has no Delta log in "):
         lakehouse.version("numbers")
+    with pytest.raises(ConfigError, match=r"table \S*numbers has no Delta log in "):
+        lakehouse.history("numbers", -1)
 
     lakehouse.overwrite(spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string"), "numbers")
     lakehouse.append(spark.createDataFrame([(3, "c")], "id int, v string"), "numbers")

@@ -63,18 +63,26 @@ def _default_folder(lakehouse_dir: str, rows: int, seed: int) -> Path:
 
 
 def _default_landing(lakehouse_dir: str, rows: int, seed: int) -> str:
-    """The embedded default: generated once (seeded) into the lakehouse folder."""
-    from retail_segmentation.common.spark import get_spark
-    from retail_segmentation.data.generator import TRUTH_FILE, GeneratorConfig, write_dataset
+    """The default data set, put once into the lakehouse folder: the copy shipped in the
+    package for the default rows and seed, else generated (seeded)."""
+    from retail_segmentation.data import embedded
 
     out = _default_folder(lakehouse_dir, rows, seed)
     transactions = out / "transactions"
-    if not any(transactions.glob("*.csv")) or not (out / TRUTH_FILE).exists():
-        start = time.perf_counter()
-        print(f"generating the default data set ({rows:,} lines, seed {seed}) in {out} ...")
-        spark = get_spark(warehouse_dir=f"{lakehouse_dir}/spark-warehouse")
-        write_dataset(spark, GeneratorConfig(rows=rows, seed=seed), str(out))
-        print(f"  done in {time.perf_counter() - start:.1f}s")
+    if any(transactions.glob("*.csv*")) and (out / embedded.TRUTH_FILE).exists():
+        return str(transactions)
+    if embedded.available(rows, seed):
+        print(f"using the embedded default data set ({rows:,} lines, seed {seed}) in {out}")
+        return str(embedded.copy_to(out))
+
+    from retail_segmentation.common.spark import get_spark
+    from retail_segmentation.data.generator import GeneratorConfig, write_dataset
+
+    start = time.perf_counter()
+    print(f"generating the default data set ({rows:,} lines, seed {seed}) in {out} ...")
+    spark = get_spark(warehouse_dir=f"{lakehouse_dir}/spark-warehouse")
+    write_dataset(spark, GeneratorConfig(rows=rows, seed=seed), str(out))
+    print(f"  done in {time.perf_counter() - start:.1f}s")
     return str(transactions)
 
 
@@ -143,7 +151,7 @@ def _run_locked(args: argparse.Namespace) -> int:
     }
     task_args = {}
     if not args.landing_path:  # generated data: the true profiles are known
-        from retail_segmentation.data.generator import TRUTH_FILE
+        from retail_segmentation.data.embedded import TRUTH_FILE
 
         truth = _default_folder(args.lakehouse_dir, args.rows, args.seed) / TRUTH_FILE
         task_args["sweep"] = ["--truth-path", str(truth)]

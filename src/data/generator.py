@@ -36,6 +36,7 @@ from pyspark.sql import functions as F
 from retail_segmentation.common.config import parse_date
 from retail_segmentation.common.errors import ConfigError
 from retail_segmentation.common.spark import compute_kind, get_spark
+from retail_segmentation.data import embedded
 
 HEADERS: dict[str, tuple[str, ...]] = {
     "ii": (
@@ -92,8 +93,7 @@ ZERO_PRICE_RATE = 0.003
 QUANTITY_OUTLIER_RATE = 0.0005
 PRICE_OUTLIER_RATE = 0.0005
 # The hidden profiles, beside the transactions: `_` keeps them out of Spark's file listings.
-TRUTH_DIR = "_truth"
-TRUTH_FILE = f"{TRUTH_DIR}/customer_profiles.csv"
+TRUTH_DIR, TRUTH_FILE = embedded.TRUTH_DIR, embedded.TRUTH_FILE
 MALFORMED_EVERY = 5000  # line positions (0.02%), cycling bad date, bad quantity, short line
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from retail_segmentation import cli
 
 
@@ -159,3 +161,40 @@ def test_small_inputs_run_without_code_generation(tmp_path):
     # nothing there yet, or files elsewhere: Spark's default
     assert not cli.small_input(str(tmp_path / "missing"), 50_000)
     assert not cli.small_input("s3://bucket/landing", 50_000)
+
+
+def test_the_default_data_set_is_copied_from_the_package_without_spark(tmp_path, monkeypatch):
+    """The default rows and seed use the embedded copy; nothing is generated, and a second
+    run finds the folder already complete."""
+    from retail_segmentation.data import embedded
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("the default data set was generated, not copied")
+
+    monkeypatch.setattr("retail_segmentation.data.generator.write_dataset", no_generation)
+    landing = Path(cli._default_landing(str(tmp_path), cli.DEFAULT_ROWS, cli.DEFAULT_SEED))
+    folder = tmp_path / "landing" / "default-50000-42"
+    assert landing == folder / "transactions"
+    assert [p.name for p in landing.iterdir()] == ["transactions-50000-42.csv.gz"]
+    assert (landing / embedded.TRANSACTIONS.name).read_bytes() == embedded.TRANSACTIONS.read_bytes()
+    assert (folder / "_truth" / "customer_profiles.csv").read_bytes() == embedded.TRUTH.read_bytes()
+
+    (landing / embedded.TRANSACTIONS.name).write_bytes(b"kept")  # found again, not copied again
+    assert cli._default_landing(str(tmp_path), cli.DEFAULT_ROWS, cli.DEFAULT_SEED) == str(landing)
+    assert (landing / embedded.TRANSACTIONS.name).read_bytes() == b"kept"
+
+
+def test_other_rows_or_seeds_are_generated(spark, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_write(session, config, out):  # records what would be generated
+        calls.append((config.rows, config.seed, out))
+
+    monkeypatch.setattr("retail_segmentation.data.generator.write_dataset", fake_write)
+    monkeypatch.setattr("retail_segmentation.common.spark.get_spark", lambda **kwargs: spark)
+    cli._default_landing(str(tmp_path), 2_000, 42)
+    cli._default_landing(str(tmp_path), cli.DEFAULT_ROWS, 7)
+    assert calls == [
+        (2_000, 42, str(tmp_path / "landing" / "default-2000-42")),
+        (50_000, 7, str(tmp_path / "landing" / "default-50000-7")),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import io
 import json
 from pathlib import Path
@@ -14,7 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.errors import ConfigError
-from retail_segmentation.data import generator
+from retail_segmentation.data import embedded, generator
 from retail_segmentation.data.generator import (
     HEADERS,
     NON_PRODUCT_CODES,
@@ -367,3 +368,19 @@ def test_profiles_drive_recency_and_frequency(spark, ii_run, ii_df):
         > by_profile["slipping_away"]["median_frequency"]
         > by_profile["churned"]["median_frequency"]
     )
+
+
+def test_the_embedded_default_is_what_the_generator_writes(spark, tmp_path):
+    """The data set shipped in the package is the generator's output for its rows and seed,
+    byte for byte: `retail-seg run` copies it instead of generating it."""
+    write_dataset(spark, GeneratorConfig(rows=embedded.ROWS, seed=embedded.SEED), str(tmp_path))
+    (part,) = (tmp_path / "transactions").glob("part-*.csv")
+    refresh = "refresh it with retail_segmentation.data.embedded.refresh(DIR)"
+    assert gzip.decompress(embedded.TRANSACTIONS.read_bytes()) == part.read_bytes(), refresh
+    assert embedded.TRUTH.read_bytes() == (tmp_path / TRUTH_FILE).read_bytes(), refresh
+
+    # refresh() writes the same bytes again: the gzip stream carries no name or time
+    again = tmp_path / "embedded"
+    embedded.refresh(tmp_path, again)
+    assert (again / embedded.TRANSACTIONS.name).read_bytes() == embedded.TRANSACTIONS.read_bytes()
+    assert (again / embedded.TRUTH.name).read_bytes() == embedded.TRUTH.read_bytes()

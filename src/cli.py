@@ -200,8 +200,14 @@ def _write_report(lakehouse, args: argparse.Namespace, path: Path | None):
 
 def _print_summary(lakehouse, args: argparse.Namespace, report, seconds: float) -> None:
     print(f"\nfinished in {seconds:.0f}s. Tables (look at them with `retail-seg show TABLE`):")
+    from retail_segmentation.common.delta_log import live_rows
+
     for table in sorted(p.name for p in lakehouse.local_root.iterdir() if p.is_dir()):
-        rows = lakehouse.read(table).count()
+        # the checksum file beside the latest commit lists the files with their row counts:
+        # 17 tables in a few milliseconds instead of 17 queries (2.7 s)
+        rows = live_rows(lakehouse.local_root / table)
+        if rows is None:
+            rows = lakehouse.read(table).count()
         print(f"  {lakehouse.name(table):<38} {rows:>10,} rows")
     store = _mlflow_config(args)
     if report is not None:

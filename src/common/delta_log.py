@@ -75,6 +75,32 @@ def commit_rows(commit_file: Path) -> int:
     return operation_rows(info.get("operation", ""), info.get("operationMetrics"))
 
 
+def live_rows(table_dir: Path) -> int | None:
+    """Rows in the table's latest version, from the checksum file Delta writes beside that
+    commit (`<version>.crc`) when it lists every live file with its statistics: the sum of
+    their `numRecords`, less the rows their deletion vectors remove. None when the file is
+    missing or does not list them all (Delta leaves the file list out of large tables' checksums);
+    the caller then counts with Spark."""
+    latest = latest_version(table_dir)
+    if latest is None:
+        return None
+    try:
+        checksum = json.loads((table_dir / "_delta_log" / f"{latest:020d}.crc").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = checksum.get("allFiles")
+    if not isinstance(files, list) or len(files) != checksum.get("numFiles"):
+        return None
+    rows = 0
+    for file in files:
+        stats = json.loads(file.get("stats") or "{}")
+        if "numRecords" not in stats:
+            return None
+        deleted = (file.get("deletionVector") or {}).get("cardinality", 0)
+        rows += int(stats["numRecords"]) - int(deleted)
+    return rows
+
+
 def table_versions(schema_dir: Path) -> dict[str, int]:
     """Latest committed version of every Delta table under `schema_dir`."""
     versions = {}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 from chispa import assert_df_equality
 
-from retail_segmentation.common.delta_log import rows_written_since, table_versions
+from retail_segmentation.common.delta_log import live_rows, rows_written_since, table_versions
 from retail_segmentation.common.ledger import LedgerEntry, record_ledger
 from retail_segmentation.common.tables import PIPELINE_LEDGER
 
@@ -66,3 +67,40 @@ def test_tasks_recording_at_once_both_land(spark, lakehouse):
     recorded = lakehouse.read(PIPELINE_LEDGER).select("run_id")
     expected = spark.createDataFrame([("first",), *[(r,) for r in runs]], "run_id string")
     assert_df_equality(recorded, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_live_rows_from_the_checksum_equal_spark_counts(spark, lakehouse):
+    """After appends, an overwrite, a MERGE, a DELETE through deletion vectors and a
+    checkpoint, the rows the checksum file lists equal what Spark counts."""
+    numbers = lakehouse.local_root / "numbers"
+    assert live_rows(numbers) is None  # no table yet
+
+    def counted() -> int:
+        return lakehouse.read("numbers").count()
+
+    lakehouse.overwrite(spark.range(10).selectExpr("int(id) AS id"), "numbers")
+    assert live_rows(numbers) == counted() == 10
+    lakehouse.append(spark.range(10, 15).selectExpr("int(id) AS id"), "numbers")
+    assert live_rows(numbers) == counted() == 15
+    name = lakehouse.name("numbers")
+    spark.sql(
+        f"ALTER TABLE {name} SET TBLPROPERTIES "
+        "('delta.enableDeletionVectors' = 'true', 'delta.checkpointInterval' = '2')"
+    )
+    spark.sql(f"DELETE FROM {name} WHERE id % 3 = 0")  # 0, 3, ..., 12: 5 rows as vectors
+    assert live_rows(numbers) == counted() == 10
+    spark.createDataFrame([(1,), (99,)], "id int").createOrReplaceTempView("incoming")
+    spark.sql(f"MERGE INTO {name} t USING incoming s ON t.id = s.id WHEN NOT MATCHED THEN INSERT *")
+    assert live_rows(numbers) == counted() == 11
+    lakehouse.append(spark.createDataFrame([(100,), (101,)], "id int"), "numbers")
+    assert (numbers / "_delta_log" / "_last_checkpoint").exists()  # every 2 commits now
+    assert live_rows(numbers) == counted() == 13
+    lakehouse.overwrite(spark.createDataFrame([(7,)], "id int"), "numbers")
+    assert live_rows(numbers) == counted() == 1
+
+    # a checksum that does not list the files (as for large tables): Spark has to count
+    latest = numbers / "_delta_log" / f"{table_versions(lakehouse.local_root)['numbers']:020d}.crc"
+    checksum = json.loads(latest.read_text())
+    del checksum["allFiles"]
+    latest.write_text(json.dumps(checksum))
+    assert live_rows(numbers) is None

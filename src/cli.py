@@ -559,13 +559,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--landing-path",
         help="folder (searched recursively) or single CSV file of your own raw transactions "
-        "(default: the embedded sample, generated once into the lakehouse folder)",
+        "(default: the embedded sample, copied once into the lakehouse folder; other --rows "
+        "or --seed values are generated there)",
     )
     run.add_argument(
         "--rows",
         type=int,
         default=DEFAULT_ROWS,
-        help=f"lines of the generated default data, without --landing-path (default: "
+        help=f"lines of the default data, without --landing-path; {DEFAULT_ROWS:,} with seed "
+        f"{DEFAULT_SEED} is the embedded copy, other values are generated (default: "
         f"{DEFAULT_ROWS:,})",
     )
     run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generator seed (default: 42)")

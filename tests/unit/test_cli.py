@@ -185,16 +185,24 @@ def test_the_default_data_set_is_copied_from_the_package_without_spark(tmp_path,
 
 
 def test_other_rows_or_seeds_are_generated(spark, tmp_path, monkeypatch):
-    calls = []
+    """Rows or a seed other than the embedded set's are generated, once: the generator's
+    files, its truth, and the same folder found again on the next run."""
+    from retail_segmentation.data.generator import GeneratorConfig, write_dataset
 
-    def fake_write(session, config, out):  # records what would be generated
-        calls.append((config.rows, config.seed, out))
-
-    monkeypatch.setattr("retail_segmentation.data.generator.write_dataset", fake_write)
     monkeypatch.setattr("retail_segmentation.common.spark.get_spark", lambda **kwargs: spark)
-    cli._default_landing(str(tmp_path), 2_000, 42)
-    cli._default_landing(str(tmp_path), cli.DEFAULT_ROWS, 7)
-    assert calls == [
-        (2_000, 42, str(tmp_path / "landing" / "default-2000-42")),
-        (50_000, 7, str(tmp_path / "landing" / "default-50000-7")),
-    ]
+    landing = Path(cli._default_landing(str(tmp_path), 1_000, 7))
+    folder = tmp_path / "landing" / "default-1000-7"
+    assert landing == folder / "transactions"
+    (part,) = landing.glob("part-*.csv")
+    expected = tmp_path / "expected"
+    write_dataset(spark, GeneratorConfig(rows=1_000, seed=7), str(expected))
+    (expected_part,) = (expected / "transactions").glob("part-*.csv")
+    assert part.read_bytes() == expected_part.read_bytes()
+    truth = "_truth/customer_profiles.csv"
+    assert (folder / truth).read_bytes() == (expected / truth).read_bytes()
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("generated again")
+
+    monkeypatch.setattr("retail_segmentation.data.generator.write_dataset", no_generation)
+    assert cli._default_landing(str(tmp_path), 1_000, 7) == str(landing)

@@ -3,7 +3,8 @@
 The command builds gold from generated lines (bronze -> silver -> gold), fits and registers
 a champion on it (the scikit-learn engine), then for each customer count writes a scaled
 copy of the two customer tables the score task reads (`sweep_cost.scaled_customers`), once
-as one file and once as several, and runs the score task (`score_customers`) on each:
+as one file and once as several, and runs the score task (`score_customers`, always in
+Spark's Python workers, as above its driver bound) on each:
 seconds, the peak resident memory of the Python driver and of the JVM with its Python
 workers, and how many customers' segments differ between the two layouts (0: the model
 scores a customer the same whichever batch it lands in). Figures come from this command,
@@ -119,7 +120,9 @@ def run_benchmark(
                 # the champion of the source schema scores every copy
                 start = time.perf_counter()
                 with sampler.measure() as peaks:
-                    written = score_customers(spark, lakehouse, mlflow_config, force=True)
+                    written = score_customers(
+                        spark, lakehouse, mlflow_config, force=True, driver_max_customers=0
+                    )
                 seconds = time.perf_counter() - start
                 segments = lakehouse.read(GOLD_CUSTOMER_SEGMENTS)
                 differ = None if first is None else differing_customers(first, segments)

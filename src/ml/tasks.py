@@ -66,6 +66,7 @@ from retail_segmentation.ml.recommend import (
 from retail_segmentation.ml.registry import CHAMPION, RegisterConfig, register_winner
 from retail_segmentation.ml.retrain_policy import RetrainPolicy
 from retail_segmentation.ml.scoring import (
+    DRIVER_SCORING_MAX_CUSTOMERS,
     ScoringRun,
     assign_segments,
     customer_segments,
@@ -292,9 +293,14 @@ SCORE_TABLES = (GOLD_CUSTOMER_SEGMENTS, GOLD_SEGMENT_PROFILES, GOLD_SEGMENT_HIST
 
 
 def score_customers(
-    spark: SparkSession, lakehouse: Lakehouse, mlflow_config: MlflowConfig, force: bool = False
+    spark: SparkSession,
+    lakehouse: Lakehouse,
+    mlflow_config: MlflowConfig,
+    force: bool = False,
+    driver_max_customers: int = DRIVER_SCORING_MAX_CUSTOMERS,
 ) -> dict[str, int] | None:
-    """Score every gold customer with the champion; None when this run is already recorded."""
+    """Score every gold customer with the champion, on the driver up to
+    `driver_max_customers` and in Spark beyond; None when this run is already recorded."""
     import mlflow
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
@@ -322,7 +328,10 @@ def score_customers(
         GOLD_CUSTOMER_BEHAVIOR, version=commits[GOLD_CUSTOMER_BEHAVIOR].latest_version
     )
     model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
-    predicted_df = predict_segments(model, customer_features_input(rfm_df, behavior_df))
+    on_driver = rfm_df.count() <= driver_max_customers  # one row per customer; from the log
+    predicted_df = predict_segments(
+        model, customer_features_input(rfm_df, behavior_df), on_driver=on_driver
+    )
     run = ScoringRun(
         model_name=name,
         model_version=str(champion.version),

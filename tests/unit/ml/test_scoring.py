@@ -199,7 +199,9 @@ def _features() -> FeatureTransform:
     )
 
 
-def test_a_kmeans_pyfunc_scores_the_gold_table_in_spark_in_any_partitioning(spark, tmp_path):
+def test_a_kmeans_pyfunc_scores_the_same_on_the_driver_and_in_spark_in_any_partitioning(
+    spark, tmp_path
+):
     model = SegmentModel(
         _features(), "kmeans", "sklearn", centers=np.array([[-0.8, 0.9, 1.0], [0.9, -1.0, -1.2]])
     )
@@ -212,6 +214,11 @@ def test_a_kmeans_pyfunc_scores_the_gold_table_in_spark_in_any_partitioning(spar
     for partitions in (1, 3):
         actual_df = scoring.predict_segments(pyfunc, gold_df.repartition(partitions))
         assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
+    actual_df = scoring.predict_segments(pyfunc, gold_df.repartition(3), on_driver=True)
+    assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
+    # no customers: no rows, the same columns
+    empty_df = scoring.predict_segments(pyfunc, gold_df.limit(0), on_driver=True)
+    assert_df_equality(empty_df, expected_df.limit(0), ignore_nullable=True)
 
 
 def test_a_gmm_pyfunc_gives_segment_and_rounded_probability(spark, tmp_path):
@@ -240,8 +247,9 @@ def test_a_gmm_pyfunc_gives_segment_and_rounded_probability(spark, tmp_path):
         ],
         scoring.PREDICTIONS_DDL,
     )
-    actual_df = scoring.predict_segments(pyfunc, gold_df.repartition(2))
-    assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
+    for on_driver in (False, True):
+        actual_df = scoring.predict_segments(pyfunc, gold_df.repartition(2), on_driver=on_driver)
+        assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
     assert expected["segment_id"].tolist() == [0, 1, 1, 0, 1]
 
 

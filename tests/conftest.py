@@ -22,6 +22,9 @@ from retail_segmentation.common.tables import Lakehouse
 # generating and compiling Java per query (tests/faults/test_bad_input.py: 100 s against 143 s).
 # Set here, so the task processes and Spark Connect servers the tests start inherit it.
 os.environ.setdefault("RETAIL_SEG_CODEGEN", "off")
+# Likewise without adaptive execution, as retail-seg run does for small inputs (and as the
+# suite's own session below is set).
+os.environ.setdefault("RETAIL_SEG_ADAPTIVE", "off")
 
 if os.environ.get("SPARK_REMOTE"):
     collect_ignore_glob = ["unit/*", "integration/*", "faults/*", "bundle/*"]

@@ -140,6 +140,42 @@ def test_the_jvm_keeps_the_sessions_time_zone_and_the_suite_runs_without_codegen
     assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == "1"
 
 
+@pytest.mark.parametrize(
+    ("environ", "conf"),
+    [
+        ({}, {}),
+        ({"RETAIL_SEG_CODEGEN": "on", "RETAIL_SEG_ADAPTIVE": "on"}, {}),
+        (
+            {"RETAIL_SEG_CODEGEN": "off"},
+            {
+                "spark.sql.codegen.wholeStage": "false",
+                "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+            },
+        ),
+        (
+            {"RETAIL_SEG_ADAPTIVE": " OFF "},
+            {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": "2"},
+        ),
+        (
+            {"RETAIL_SEG_CODEGEN": "off", "RETAIL_SEG_ADAPTIVE": "off"},
+            {
+                "spark.sql.codegen.wholeStage": "false",
+                "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+                "spark.sql.adaptive.enabled": "false",
+                "spark.sql.shuffle.partitions": "2",
+            },
+        ),
+    ],
+)
+def test_small_inputs_turn_off_code_generation_and_adaptive_execution_on_request(environ, conf):
+    assert spark_module.small_input_conf(environ, shuffle_partitions=8) == conf
+
+
+def test_fewer_shuffle_partitions_asked_for_stay_fewer_without_adaptive_execution():
+    conf = spark_module.small_input_conf({"RETAIL_SEG_ADAPTIVE": "off"}, shuffle_partitions=1)
+    assert conf["spark.sql.shuffle.partitions"] == "1"
+
+
 def test_the_jvm_runs_the_parallel_collector(spark):
     management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
     collectors = {bean.getName() for bean in management.getGarbageCollectorMXBeans()}

@@ -323,14 +323,17 @@ def score_customers(
         return None
 
     rfm_version = commits[GOLD_CUSTOMER_RFM].latest_version
+    # gold rewrites the customer table whole, one row per customer: its commit's rows
+    customers = commits[GOLD_CUSTOMER_RFM].rows
     rfm_df = lakehouse.read(GOLD_CUSTOMER_RFM, version=rfm_version)
     behavior_df = lakehouse.read(
         GOLD_CUSTOMER_BEHAVIOR, version=commits[GOLD_CUSTOMER_BEHAVIOR].latest_version
     )
     model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
-    on_driver = rfm_df.count() <= driver_max_customers  # one row per customer; from the log
     predicted_df = predict_segments(
-        model, customer_features_input(rfm_df, behavior_df), on_driver=on_driver
+        model,
+        customer_features_input(rfm_df, behavior_df),
+        on_driver=customers <= driver_max_customers,
     )
     run = ScoringRun(
         model_name=name,
@@ -355,7 +358,6 @@ def score_customers(
         lakehouse.read(GOLD_CUSTOMER_SEGMENTS), GOLD_SEGMENT_HISTORY, "scoring_run_id", run_id
     )
     rows = {t: lakehouse.last_commit_rows(t) for t in SCORE_TABLES}
-    customers = commits[GOLD_CUSTOMER_RFM].rows
     record_ledger(
         lakehouse,
         [

@@ -15,7 +15,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[local,dev]"
 	touch $@
 
+# then the Delta jars and the JVM class archive local Spark starts from, once per machine
+# (`retail-seg setup`; quiet when both are there)
 install: $(BIN)/.installed
+	@$(BIN)/retail-seg setup --quiet
 
 run: install
 	$(BIN)/retail-seg run $(ARGS)

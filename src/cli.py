@@ -9,6 +9,7 @@ retail-seg sql "SELECT * FROM retail.pipeline_ledger"
 retail-seg generate --rows 1000000 --out DIR
 retail-seg upload data/*.csv        # into the deployed landing volume (databricks-sdk)
 retail-seg run-job --param as_of_date=2011-12-10   # trigger the deployed job, follow it
+retail-seg setup                    # Delta jars and the JVM class archive, once (make install)
 
 Add -v to any command for progress logs, Spark's warnings and full error traces.
 """
@@ -278,6 +279,28 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup(args: argparse.Namespace) -> int:
+    from retail_segmentation.common.errors import SparkSetupError
+    from retail_segmentation.common.spark import prepare_local_jvm
+
+    started = time.perf_counter()
+    try:
+        jars, archive = prepare_local_jvm()
+    except SparkSetupError as exc:
+        if "class archive" not in str(exc):
+            raise
+        print(f"warning: {exc}", file=sys.stderr)  # an optimisation: runs work without it
+        return 0
+    seconds = time.perf_counter() - started
+    if args.quiet and seconds < 5:  # quiet: say something only when it did work
+        return 0
+    print(f"local Spark: {len(jars)} Delta jars in {Path(jars[0]).parent}")
+    if archive is not None:
+        size = archive.stat().st_size / 2**20
+        print(f"JVM class archive: {archive} ({size:,.0f} MiB), ready in {seconds:.1f}s")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from retail_segmentation.data import generator
 
@@ -390,6 +413,19 @@ def _benchmark_score(args: argparse.Namespace) -> int:
     figures = run_benchmark(customers, rows=args.rows, work_dir=args.work_dir, echo=True)
     if args.json:
         write_json(figures, args.json, args.rows)
+        print(f"figures written to {args.json}")
+    return 0
+
+
+def _benchmark_start(args: argparse.Namespace) -> int:
+    from retail_segmentation.common.start_cost import HEADER, run_benchmark, write_json
+
+    if args.repeat < 1:
+        raise RetailSegError(f"--repeat must be at least 1, got {args.repeat}")
+    print(HEADER)
+    figures = run_benchmark(args.repeat, work_dir=args.work_dir, echo=True)
+    if args.json:
+        write_json(figures, args.json)
         print(f"figures written to {args.json}")
     return 0
 
@@ -652,6 +688,17 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--truncate", type=int, default=40, help="column width (default: 40)")
     sql.set_defaults(func=_sql)
 
+    setup = command(
+        "setup",
+        "fetch the Delta jars and build the JVM class archive local Spark starts from, once "
+        "per machine (make install runs it; RETAIL_SEG_CLASS_ARCHIVE=off skips the archive)",
+        tables=False,
+    )
+    setup.add_argument(
+        "--quiet", action="store_true", help="print only when something was built (default: off)"
+    )
+    setup.set_defaults(func=_setup)
+
     gen = command("generate", "write synthetic Online Retail II-shaped CSV files", tables=False)
     gen.add_argument("--rows", type=int, default=1_000_000, help="lines (default: 1,000,000)")
     gen.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed (default: 42)")
@@ -766,6 +813,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_scaled_benchmark_options(score)
     score.set_defaults(func=_benchmark_score)
+
+    start = command(
+        "benchmark-start",
+        "time local Spark starts (session, first Delta write and read) with and without the "
+        "JVM class archive, each in a new process, alternated",
+        tables=False,
+    )
+    start.add_argument("--repeat", type=int, default=3, help="starts per mode (default: 3)")
+    start.add_argument(
+        "--work-dir", help="scratch folder, emptied first (default: a new temp folder)"
+    )
+    start.add_argument("--json", help="also write the figures to this JSON file (default: none)")
+    start.set_defaults(func=_benchmark_start)
 
     _add_deploy_parsers(sub, common)
     return parser

@@ -32,9 +32,10 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from retail_segmentation.common import class_archive
 from retail_segmentation.common.errors import RetailSegError, SparkSetupError
 
 DELTA_VERSION = "4.0.0"
@@ -132,7 +133,7 @@ def default_jar_cache() -> Path:
     return Path(root)
 
 
-def _java_major_version() -> int:
+def _java_binary() -> str:
     java_home = os.environ.get("JAVA_HOME")
     java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
     if not java or not os.path.exists(java):
@@ -140,13 +141,18 @@ def _java_major_version() -> int:
             f"Java {MIN_JAVA} or newer is needed to run Spark locally and none was found: install "
             "a JDK (for example `apt-get install openjdk-17-jdk-headless`) or set JAVA_HOME."
         )
-    return _java_version_of(java, os.stat(java).st_mtime_ns)
+    return java
 
 
-@functools.cache
-def _java_version_of(java: str, _mtime_ns: int) -> int:
-    """The major version `java -version` reports, once per binary (each task asks again)."""
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+def _java_runtime() -> str:
+    """The Java binary and what `java -version` says about it."""
+    java = _java_binary()
+    return f"{os.path.realpath(java)}\n{_java_version_text(java, os.stat(java).st_mtime_ns)}"
+
+
+def _java_major_version() -> int:
+    java = _java_binary()
+    out = _java_version_text(java, os.stat(java).st_mtime_ns)
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
     if not match:
         raise SparkSetupError(
@@ -154,6 +160,12 @@ def _java_version_of(java: str, _mtime_ns: int) -> int:
         )
     major = int(match.group(1))
     return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+@functools.cache
+def _java_version_text(java: str, _mtime_ns: int) -> str:
+    """`java -version`'s output, once per binary (each task asks again)."""
+    return subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
 
 
 def _cached_jars(cache: Path) -> list[str]:
@@ -229,6 +241,18 @@ def _fetch_delta_jars(cache: Path) -> list[str]:
 _GC_CHOICE = re.compile(r"-XX:\+Use\w*GC\b")
 
 
+def prepare_local_jvm(jar_cache: Path | None = None) -> tuple[list[str], Path | None]:
+    """Fetch the Delta jars and build the JVM class archive, each once per machine (what
+    `retail-seg setup` and `make install` do): the jars, and the archive's path (None when
+    RETAIL_SEG_CLASS_ARCHIVE=off)."""
+    cache = jar_cache or default_jar_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    jars = _cached_jars(cache) or _fetch_delta_jars_once(cache)
+    if class_archive.turned_off(os.environ):
+        return jars, None
+    return jars, class_archive.build(cache, jars, _java_runtime())
+
+
 def _gc_options(environ: Mapping[str, str]) -> list[str]:
     """The parallel (throughput) collector, unless the Java options the environment hands
     every JVM already choose one (two choices stop the JVM at start).
@@ -277,6 +301,7 @@ def local_spark(
     ui: bool = False,
     extra_conf: dict[str, str] | None = None,
     master: str | None = None,
+    java_options: Sequence[str] = (),
 ):
     """Build (or return the running) local classic Spark session with Delta Lake enabled.
 
@@ -289,6 +314,7 @@ def local_spark(
         ui: start the Spark UI.
         extra_conf: further Spark settings.
         master: Spark master; default RETAIL_SEG_SPARK_MASTER or `local[*]`.
+        java_options: further options for the driver JVM.
 
     Returns:
         The SparkSession.
@@ -306,6 +332,7 @@ def local_spark(
     log_config = Path(__file__).with_name("log4j2.properties")
     cache = jar_cache or default_jar_cache()
     cache.mkdir(parents=True, exist_ok=True)
+    jars = _cached_jars(cache) or _fetch_delta_jars_once(cache)
     builder = (
         SparkSession.builder.master(master or os.environ.get("RETAIL_SEG_SPARK_MASTER", "local[*]"))
         .appName(app_name)
@@ -336,6 +363,8 @@ def local_spark(
                     f"-Dlog4j2.configurationFile={log_config.as_uri()}",
                     "-Duser.timezone=UTC",
                     *_gc_options(os.environ),
+                    *class_archive.java_options(cache, jars, _java_runtime(), os.environ),
+                    *java_options,
                 ]
             ),
         )
@@ -345,7 +374,6 @@ def local_spark(
         **(extra_conf or {}),
     }.items():
         builder = builder.config(key, value)
-    jars = _cached_jars(cache) or _fetch_delta_jars_once(cache)
     spark = builder.config("spark.jars", ",".join(jars)).getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("RETAIL_SEG_SPARK_LOG_LEVEL", "ERROR"))
     return spark

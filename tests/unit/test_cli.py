@@ -72,6 +72,8 @@ def test_every_option_of_every_command_says_its_default():
         "benchmark-silhouette",
         "benchmark-sweep",
         "benchmark-score",
+        "benchmark-start",
+        "setup",
         "upload",
         "run-job",
     }
@@ -82,6 +84,11 @@ def test_every_option_of_every_command_says_its_default():
             assert action.help and ("default" in action.help or "required" in action.help), (
                 f"retail-seg {name} {action.option_strings[0]}: {action.help!r}"
             )
+
+
+def test_benchmark_start_refuses_no_starts(capsys):
+    assert cli.main(["benchmark-start", "--repeat", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --repeat must be at least 1, got 0"
 
 
 def test_verbose_goes_before_or_after_the_command():

@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -90,6 +88,7 @@ def build(cache: Path, jars: Sequence[str], java_runtime: str, timeout: float = 
     import fcntl
 
     from retail_segmentation.common.errors import SparkSetupError
+    from retail_segmentation.common.spark import run_python
 
     target = archive_path(cache, jars, java_runtime)
     if target.is_file():
@@ -102,19 +101,14 @@ def build(cache: Path, jars: Sequence[str], java_runtime: str, timeout: float = 
         partial = target.with_name(f"{target.stem}.{os.getpid()}.partial")
         workdir = target.parent / f"build-{os.getpid()}"
         log = target.parent / "build.log"
-        env = {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}
-        env[ENV] = "off"  # the building JVM maps no archive of its own
-        env.setdefault("RETAIL_SEG_CODEGEN", "off")  # a few rows: as `retail-seg run` does
-        env.setdefault("RETAIL_SEG_ADAPTIVE", "off")
+        env = {
+            ENV: "off",  # the building JVM maps no archive of its own
+            # a few rows: as `retail-seg run` runs small inputs
+            "RETAIL_SEG_CODEGEN": os.environ.get("RETAIL_SEG_CODEGEN", "off"),
+            "RETAIL_SEG_ADAPTIVE": os.environ.get("RETAIL_SEG_ADAPTIVE", "off"),
+        }
         try:
-            result = subprocess.run(
-                [sys.executable, "-c", _BUILD, str(partial), str(workdir)],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=timeout,
-                check=False,
-            )
+            result = run_python(_BUILD, str(partial), str(workdir), env=env, timeout=timeout)
             log.write_text(result.stdout + result.stderr, encoding="utf-8")
             if result.returncode != 0 or not partial.is_file():
                 raise SparkSetupError(

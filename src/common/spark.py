@@ -191,6 +191,22 @@ configure_spark_with_delta_pip(builder).getOrCreate().stop()
 """
 
 
+def run_python(
+    code: str, *args: str, env: Mapping[str, str] | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """`code` run by this interpreter in a new process, classic (without `SPARK_REMOTE`), with
+    `env` added to the environment; its output captured."""
+    environ = {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={**environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
+
+
 def _fetch_delta_jars_once(cache: Path) -> list[str]:
     """`_fetch_delta_jars` under a lock on the cache: processes starting at once on a fresh
     machine (two runs, a test and the process it starts) fetch once, and the others read what
@@ -211,14 +227,7 @@ def _fetch_delta_jars(cache: Path) -> list[str]:
         f"into {cache}, once ...",
         file=sys.stderr,
     )
-    env = {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}
-    result = subprocess.run(
-        [sys.executable, "-c", _FETCH_DELTA_JARS, str(cache)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-    )
+    result = run_python(_FETCH_DELTA_JARS, str(cache))
     log_file.write_text(result.stdout + result.stderr, encoding="utf-8")
     jars = _cached_jars(cache)
     if result.returncode != 0 or not jars:

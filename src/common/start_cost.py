@@ -12,8 +12,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,16 +36,10 @@ print(json.dumps({"session_s": session - started, "first_delta_s": delta - sessi
 
 
 def _start(mode: str, folder: Path) -> dict[str, float]:
-    env = {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}
-    env[class_archive.ENV] = mode
+    from retail_segmentation.common.spark import run_python
+
     began = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", _START, str(folder)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    result = run_python(_START, str(folder), env={class_archive.ENV: mode})
     wall = time.perf_counter() - began
     if result.returncode != 0:
         raise RuntimeError(f"the start with the class archive {mode} failed:\n{result.stderr}")

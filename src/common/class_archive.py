@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -108,7 +109,13 @@ def build(cache: Path, jars: Sequence[str], java_runtime: str, timeout: float = 
             "RETAIL_SEG_ADAPTIVE": os.environ.get("RETAIL_SEG_ADAPTIVE", "off"),
         }
         try:
-            result = run_python(_BUILD, str(partial), str(workdir), env=env, timeout=timeout)
+            try:
+                result = run_python(_BUILD, str(partial), str(workdir), env=env, timeout=timeout)
+            except subprocess.TimeoutExpired as exc:
+                raise SparkSetupError(
+                    f"could not build the JVM class archive {target} in {timeout:.0f}s; Spark "
+                    "starts without it, only slower."
+                ) from exc
             log.write_text(result.stdout + result.stderr, encoding="utf-8")
             if result.returncode != 0 or not partial.is_file():
                 raise SparkSetupError(
@@ -132,11 +139,11 @@ def _remove_tree(path: Path) -> None:
 
 def _prune(folder: Path, keep: Path) -> None:
     """Remove all but the `KEEP` most recently used archives besides `keep`."""
-    others = sorted(
-        (p for p in folder.glob("spark-classes-*.jsa") if p != keep),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
+    used = {}
+    for archive in folder.glob("spark-classes-*.jsa"):
+        with contextlib.suppress(OSError):  # another build may prune at the same time
+            used[archive] = archive.stat().st_mtime
+    others = sorted((p for p in used if p != keep), key=used.__getitem__, reverse=True)
     for old in others[KEEP:]:
         old.unlink(missing_ok=True)
 

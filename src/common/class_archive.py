@@ -153,12 +153,11 @@ def train(archive: str, workdir: str) -> None:
     rows (CSV, Delta writes, MERGE, time travel, joins, windows, an ALS fit), stop, and wait
     for the JVM to exit: it writes the archive then. (More would cost the build more than it
     saves: an archive of a whole default run started tasks no faster.)"""
-    from pyspark import SparkContext
     from pyspark.ml.recommendation import ALS
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from retail_segmentation.common.spark import local_spark
+    from retail_segmentation.common.spark import local_spark, stop_local_spark_and_jvm
 
     spark = local_spark(
         app_name="retail-seg-class-archive",
@@ -166,7 +165,6 @@ def train(archive: str, workdir: str) -> None:
         shuffle_partitions=2,
         java_options=[f"-XX:ArchiveClassesAtExit={archive}"],
     )
-    jvm = SparkContext._gateway.proc  # the spark-submit JVM pyspark started
     lines = spark.range(400).selectExpr(
         "id",
         "CAST(id % 40 AS INT) AS customer",
@@ -212,6 +210,4 @@ def train(archive: str, workdir: str) -> None:
     ALS(
         userCol="customer", itemCol="product", ratingCol="rating", implicitPrefs=True, maxIter=2
     ).fit(ratings).recommendForAllUsers(3).count()
-    spark.stop()
-    jvm.stdin.close()  # the gateway JVM exits when its stdin closes, and writes the archive
-    jvm.wait(timeout=600)
+    stop_local_spark_and_jvm(spark)  # the JVM writes the archive as it exits

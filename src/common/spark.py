@@ -534,6 +534,19 @@ def stop_local_connect() -> None:
         classic.stop()
 
 
+def stop_local_spark_and_jvm(spark, timeout: float = 600) -> None:
+    """Stop a local classic session and wait until its JVM has exited: what a JVM writes at
+    its exit (the class archive, a class-loading log) is complete afterwards. The JVM pyspark
+    starts exits when its stdin closes."""
+    from pyspark import SparkContext
+
+    jvm = getattr(SparkContext._gateway, "proc", None)
+    spark.stop()
+    if jvm is not None:
+        jvm.stdin.close()
+        jvm.wait(timeout=timeout)
+
+
 # --- the serverless guard ---------------------------------------------------------------
 
 

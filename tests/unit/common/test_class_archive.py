@@ -65,17 +65,13 @@ def test_building_keeps_the_most_recently_used_archives(tmp_path):
 # to a file; it waits for the JVM to exit, which completes the log.
 _LOGGED_SESSION = """
 import sys
-from pyspark import SparkContext
-from retail_segmentation.common.spark import local_spark
+from retail_segmentation.common.spark import local_spark, stop_local_spark_and_jvm
 
 log = f"-Xlog:class+load=info:file={sys.argv[1]}"
 spark = local_spark(warehouse_dir=sys.argv[2], java_options=[log])
-jvm = SparkContext._gateway.proc
 spark.range(5).write.format("delta").save(sys.argv[2] + "/t")
 assert spark.read.format("delta").load(sys.argv[2] + "/t").count() == 5
-spark.stop()
-jvm.stdin.close()
-jvm.wait(timeout=120)
+stop_local_spark_and_jvm(spark, timeout=120)
 """
 
 

@@ -9,9 +9,11 @@ the tables found on disk again, so a second process can query them by name.
 
 from __future__ import annotations
 
+import contextvars
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -73,6 +75,11 @@ MAINTENANCE_OPERATIONS = frozenset(
 # reads only the rows that changed since the version it last read (`Lakehouse.changes`).
 CHANGE_FEED_TABLES = frozenset({SILVER_TRANSACTIONS})
 CHANGE_FEED_PROPERTY = "delta.enableChangeDataFeed"
+
+# Independent table writes a task runs at once (`Lakehouse.overwrite_all`). A write's planning
+# and commit run on the driver one step after another, and a small table's Spark job is short,
+# so one write at a time leaves a core idle much of the time; two at once keep it busy.
+WRITES_AT_ONCE = 2
 
 # How far back the history is read to find the latest data-changing commit (then all of it).
 _HISTORY_WINDOW = 100
@@ -295,6 +302,20 @@ class Lakehouse:
         """Replace a table's content in one Delta commit."""
         self._save(df, table, "overwrite")
 
+    def overwrite_all(self, frames: Mapping[str, DataFrame], at_once: int = WRITES_AT_ONCE) -> None:
+        """Replace several tables' content, one Delta commit each, `at_once` writes at a time
+        in threads (started in `frames`' order). The tables must not depend on each other's
+        new content. Every write is attempted; the first error (in `frames`' order) is
+        raised once all have ended, so each table is left either as it was or replaced."""
+        with ThreadPoolExecutor(max_workers=max(1, at_once), thread_name_prefix="write") as pool:
+            # each write in a copy of this thread's context, so `recording_commits` sees it
+            futures = [
+                pool.submit(contextvars.copy_context().run, self.overwrite, df, table)
+                for table, df in frames.items()
+            ]
+        for future in futures:
+            future.result()
+
     def append(self, df: DataFrame, table: str) -> None:
         """Append rows to a table in one Delta commit (creating it if needed)."""
         self._save(df, table, "append")
@@ -359,14 +380,14 @@ class Lakehouse:
         if self.databricks:
             writer.saveAsTable(self.name(table))
             return
-        self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.schema}")
         writer = writer.option("path", self.location(table))
-        if self.exists(table):
+        if self.exists(table):  # in a schema that exists
             writer.saveAsTable(self.name(table))
             return
         # the table's first commit and its entry in the session catalog, which another task
         # attaching at the same time would otherwise register first
         with _LOCAL_CATALOG:
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.config.schema}")
             writer.saveAsTable(self.name(table))
 
     @property

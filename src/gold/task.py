@@ -134,9 +134,10 @@ def build_gold(spark: SparkSession, lakehouse: Lakehouse, config: GoldConfig) ->
         # read twice: for the quintile cuts, then scored against them
         measures_df = intermediates.keep(measures_df, "measures")
         rfm_df = with_rfm_scores(measures_df, quintile_cuts(measures_df))
-        lakehouse.overwrite(rfm_df.select("*", stamp), GOLD_CUSTOMER_RFM)
-        for table, df in {GOLD_CUSTOMER_BEHAVIOR: behavior_df, **business}.items():
-            lakehouse.overwrite(df.select("*", stamp), table)
+        frames = {GOLD_CUSTOMER_RFM: rfm_df, GOLD_CUSTOMER_BEHAVIOR: behavior_df, **business}
+        # independent tables, written two at a time; the ledger entry below, written last,
+        # records the run (a run killed before it leaves versions nobody recorded: rebuilt)
+        lakehouse.overwrite_all({t: df.select("*", stamp) for t, df in frames.items()})
 
     commits = {t: lakehouse.data_commit(t) for t in GOLD_TABLES}
     detail = {

@@ -351,8 +351,12 @@ def score_customers(
         )
         profiles_df = profiles_with_personas(assigned_df)  # one row per segment
         segments_df = customer_segments(assigned_df, profiles_df, run)
-        lakehouse.overwrite(stamped_profiles(profiles_df, run), GOLD_SEGMENT_PROFILES)
-        lakehouse.overwrite(segments_df, GOLD_CUSTOMER_SEGMENTS)
+        lakehouse.overwrite_all(
+            {
+                GOLD_SEGMENT_PROFILES: stamped_profiles(profiles_df, run),
+                GOLD_CUSTOMER_SEGMENTS: segments_df,
+            }
+        )
     # History reads the table just written, not the model again: the same rows twice.
     lakehouse.replace_where(
         lakehouse.read(GOLD_CUSTOMER_SEGMENTS), GOLD_SEGMENT_HISTORY, "scoring_run_id", run_id

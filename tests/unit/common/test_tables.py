@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.delta_log import operation_rows
 from retail_segmentation.common.errors import ConfigError
-from retail_segmentation.common.tables import Lakehouse, is_data_change
+from retail_segmentation.common.tables import Lakehouse, is_data_change, recording_commits
 
 
 def test_names_per_environment(spark):
@@ -33,6 +33,32 @@ def test_overwrite_append_version_and_reattach(spark, lakehouse):
     again = Lakehouse.attach(spark, lakehouse.config)
     expected = spark.createDataFrame([(1,), (2,), (3,)], "id int")
     assert_df_equality(spark.table(again.name("numbers")), expected, ignore_row_order=True)
+
+
+@pytest.mark.parametrize("at_once", [1, 2])
+def test_overwrite_all_replaces_each_table_and_raises_after_the_others_are_written(
+    spark, lakehouse, at_once
+):
+    for table in ("left_t", "middle_t", "right_t"):
+        lakehouse.overwrite(spark.createDataFrame([(0,)], "id int"), table)
+    new = {"left_t": [(1,), (2,)], "right_t": [(3,)]}
+    bad = spark.createDataFrame([("x",)], "id string").selectExpr(
+        "CAST(IF(id = 'x', raise_error('no such id'), id) AS int) AS id"
+    )
+    frames = {
+        "left_t": spark.createDataFrame(new["left_t"], "id int"),
+        "middle_t": bad,  # fails in its Spark job
+        "right_t": spark.createDataFrame(new["right_t"], "id int"),
+    }
+    with recording_commits() as committed, pytest.raises(Exception, match="no such id"):
+        lakehouse.overwrite_all(frames, at_once=at_once)
+    # the writes ran in other threads: the runner's record of this thread's commits has them
+    assert committed == {"left_t", "middle_t", "right_t"}
+    for table, rows in new.items():
+        expected = spark.createDataFrame(rows, "id int")
+        assert_df_equality(lakehouse.read(table), expected, ignore_row_order=True)
+    assert_df_equality(lakehouse.read("middle_t"), spark.createDataFrame([(0,)], "id int"))
+    assert lakehouse.version("middle_t") == 0
 
 
 def test_maintenance_commits_leave_the_data_version_where_it_was(spark, lakehouse):

@@ -47,7 +47,7 @@ def test_overwrite_all_replaces_each_table_and_raises_after_the_others_are_writt
     )
     frames = {
         "left_t": spark.createDataFrame(new["left_t"], "id int"),
-        "middle_t": bad,  # fails in its Spark job
+        "middle_t": bad,  # fails when Spark computes it
         "right_t": spark.createDataFrame(new["right_t"], "id int"),
     }
     with recording_commits() as committed, pytest.raises(Exception, match="no such id"):

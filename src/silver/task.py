@@ -373,12 +373,11 @@ def clean_increment(
         "typed",
     )
     deduplicated, repeats, files = _typed_counts(typed_df, bronze_df, new_batches)
-    group_df, earlier_df = increment.matching_group(typed_df, history_df, invoices_df)
-    group_df = keep(group_df, "group")
+    group_df, earlier_df = increment.matching_group(typed_df, history_df, invoices_df, keep)
     marked_df, _ = _priced_and_clipped(
         _matched(group_df, keep), config.iqr_multiplier, fitted, keep
     )
-    changed_df = increment.changed_lines(marked_df, keep(earlier_df, "earlier"), new_batches)
+    changed_df = increment.changed_lines(marked_df, earlier_df, new_batches)
     return CleanedLines(
         keep(changed_df, "changed"), fitted, deduplicated, repeats, files, date_formats
     )

@@ -105,18 +105,42 @@ def recorded_detail(
     """The detail of the ledger entry of (`layer`, `rule`) whose detail's `version_key` is
     `version`: what the run that wrote a table's version recorded about it. None when no
     entry names it (a run killed after its table's commit and before its ledger entry)."""
+    run = recorded_run(lakehouse, layer, rule, version_key, version)
+    return None if run is None else run[rule].detail
+
+
+def recorded_run(
+    lakehouse: Lakehouse, layer: str, rule: str, version_key: str, version: int
+) -> dict[str, LedgerEntry] | None:
+    """Rule -> entry, for every entry of the run whose (`layer`, `rule`) entry's detail has
+    `version_key` = `version` (see `recorded_detail`), from one query; None when no entry
+    names that version."""
     from pyspark.sql import functions as F
 
     if not lakehouse.exists(PIPELINE_LEDGER):
         return None
-    row = (
-        lakehouse.read(PIPELINE_LEDGER)
-        .where(
-            (F.col("layer") == layer)
-            & (F.col("rule") == rule)
-            & (F.get_json_object("detail", f"$.{version_key}") == str(version))
+    ledger = lakehouse.read(PIPELINE_LEDGER).where(F.col("layer") == layer)
+    run_ids = ledger.where(
+        (F.col("rule") == rule) & (F.get_json_object("detail", f"$.{version_key}") == str(version))
+    ).select("run_id")
+    rows = ledger.join(run_ids, "run_id", "left_semi").collect()
+    if not rows:
+        return None
+    # one run wrote each version of a table; should two claim it, one is taken, as before
+    run_id = min(row["run_id"] for row in rows)
+    entries = {
+        row["rule"]: LedgerEntry(
+            row["run_id"],
+            row["layer"],
+            row["step"],
+            row["rule"],
+            row["rows_in"],
+            row["rows_out"],
+            row["rows_quarantined"],
+            row["rows_removed"],
+            json.loads(row["detail"]),
         )
-        .select("detail")
-        .first()
-    )
-    return None if row is None else json.loads(row["detail"])
+        for row in rows
+        if row["run_id"] == run_id
+    }
+    return entries if rule in entries else None

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from retail_segmentation.common.ledger import recorded_detail
+from retail_segmentation.common.ledger import recorded_run
 from retail_segmentation.common.tables import (
     CHANGE_FEED_PROPERTY,
     GOLD_CUSTOMER_RFM,
@@ -66,6 +66,7 @@ class GoldState:
     silver_version: int
     as_of_date: dt.date
     last_line_date: dt.date | None
+    rows: Mapping[str, int] = field(default_factory=dict)  # table -> rows it was written with
 
 
 @dataclass(frozen=True)
@@ -80,15 +81,18 @@ class GoldPlan:
 
 def previous_state(lakehouse: Lakehouse, rfm_version: int) -> GoldState | None:
     """The ledger's record of the gold run that wrote `gold_customer_rfm` at `rfm_version`
-    (written first, so a run killed before its ledger leaves a version nobody recorded)."""
-    detail = recorded_detail(lakehouse, "gold", GOLD_CUSTOMER_RFM, "rfm_version", rfm_version)
-    if detail is None:
+    (written first, so a run killed before its ledger leaves a version nobody recorded),
+    with the rows that run wrote to each table."""
+    run = recorded_run(lakehouse, "gold", GOLD_CUSTOMER_RFM, "rfm_version", rfm_version)
+    if run is None:
         return None
+    detail = run[GOLD_CUSTOMER_RFM].detail
     last = detail.get("last_line_date")
     return GoldState(
         int(detail["silver_version"]),
         dt.date.fromisoformat(detail["as_of_date"]),
         dt.date.fromisoformat(last) if last else None,
+        {table: entry.rows_out for table, entry in run.items()},
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from pyspark.sql import DataFrame, SparkSession
@@ -120,9 +120,10 @@ def build_gold(spark: SparkSession, lakehouse: Lakehouse, config: GoldConfig) ->
         if plan.mode == increment.INCREMENTAL:
             assert plan.since is not None
             changed_df = increment.changed_silver_rows(lakehouse, plan.since, silver.latest_version)
+            assert state is not None
             measures_df, behavior_df, business, ways = _incremental_frames(
                 lakehouse, silver_df, intermediates.keep(changed_df, "changes"), as_of,
-                intermediates.keep,
+                intermediates.keep, state.rows,
             )  # fmt: skip
         else:
             measures_df = customer_measures(silver_df, as_of)
@@ -181,11 +182,13 @@ def _incremental_frames(
     changed_df: DataFrame,
     as_of: dt.date,
     keep: Callable[[DataFrame, str], DataFrame],
+    rows: Mapping[str, int],
 ) -> tuple[DataFrame, DataFrame, dict[str, DataFrame], dict[str, str]]:
     """The gold tables' new content from the changed silver rows: customer measures and
     behaviour from the touched customers' lines (read from silver once), each business
     table by its touched groups or whole (WHOLE_TABLE_SHARE), sales by day from the silver
     files of the touched days only (Delta skips the others by their date statistics).
+    `rows`: each table's rows as the ledger recorded them (counted where it has none).
     Returns the frames and, per business table, "groups" or "whole"."""
     customer = increment.group_keys(increment.CUSTOMER)
     customer_lines = keep(increment.lines_of_groups(silver_df, changed_df, customer), "lines")
@@ -228,7 +231,9 @@ def _incremental_frames(
                 (F.col("invoice_date") >= F.lit(first.date() - dt.timedelta(days=1)))
                 & (F.col("invoice_date") < F.lit(last.date() + dt.timedelta(days=2)))
             )
-        if group != "day" and touched[group] >= WHOLE_TABLE_SHARE * old_df.count():
+        if group != "day" and touched[group] >= WHOLE_TABLE_SHARE * (
+            rows[table] if table in rows else old_df.count()
+        ):
             business[table], ways[table] = build(silver_df, as_of), "whole"
             continue
         business[table] = increment.refresh_groups(

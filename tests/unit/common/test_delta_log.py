@@ -8,7 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from chispa import assert_df_equality
 
 from retail_segmentation.common.delta_log import live_rows, rows_written_since, table_versions
-from retail_segmentation.common.ledger import LedgerEntry, record_ledger
+from retail_segmentation.common.ledger import (
+    LedgerEntry,
+    record_ledger,
+    recorded_detail,
+    recorded_run,
+)
 from retail_segmentation.common.tables import PIPELINE_LEDGER
 
 
@@ -104,3 +109,31 @@ def test_live_rows_from_the_checksum_equal_spark_counts(spark, lakehouse):
     del checksum["allFiles"]
     latest.write_text(json.dumps(checksum))
     assert live_rows(numbers) is None
+
+
+def test_the_run_that_wrote_a_version_is_read_back_whole(spark, lakehouse):
+    """What an incremental gold run needs of the run that wrote the tables it carries on: the
+    rfm entry naming the table's version, and the rows of every table that run wrote."""
+    record_ledger(
+        lakehouse,
+        [
+            LedgerEntry("gold:a", "gold", 1, "gold_customer_rfm", 10, 4, detail={"rfm_version": 3}),
+            LedgerEntry("gold:a", "gold", 2, "gold_sales_by_country", 10, 2),
+            LedgerEntry("gold:b", "gold", 1, "gold_customer_rfm", 12, 5, detail={"rfm_version": 4}),
+            LedgerEntry("gold:b", "gold", 2, "gold_sales_by_country", 12, 3),
+            LedgerEntry(
+                "silver:b", "silver", 1, "gold_customer_rfm", 1, 1, detail={"rfm_version": 4}
+            ),
+        ],
+    )
+    run = recorded_run(lakehouse, "gold", "gold_customer_rfm", "rfm_version", 4)
+    assert run is not None
+    assert {rule: (e.run_id, e.rows_out) for rule, e in run.items()} == {
+        "gold_customer_rfm": ("gold:b", 5),
+        "gold_sales_by_country": ("gold:b", 3),
+    }
+    assert recorded_detail(lakehouse, "gold", "gold_customer_rfm", "rfm_version", 3) == {
+        "rfm_version": 3
+    }
+    # a version no run recorded (one killed before its ledger entry)
+    assert recorded_run(lakehouse, "gold", "gold_customer_rfm", "rfm_version", 5) is None

@@ -22,6 +22,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -193,6 +195,34 @@ def training_profile(
     """Deciles and bin counts of the model input's `columns` (two Spark actions)."""
     edges = decile_edges(input_df, columns)
     return TrainingProfile(as_of, edges, bin_counts(input_df, edges))
+
+
+def training_profile_on_driver(
+    input_pdf: pd.DataFrame, columns: Sequence[str], as_of: dt.date
+) -> TrainingProfile:
+    """`training_profile` of customers already on the driver (the scikit-learn sweep's), with
+    numpy instead of two Spark actions (1.4-1.7 s warm on 240 customers).
+
+    A decile is the smallest value whose share of values at or below it reaches the decile
+    (numpy's `inverted_cdf`): what `percentile_approx` returns while its summary is exact
+    (measured equal up to 5,706 values, the 1M benchmark's customers); on more, Spark's
+    summary merges neighbours and its deciles may be the next value instead (20,000 values:
+    21.46 against the exact 21.47). Nulls (NaN here) are left out of the deciles and counted
+    in their own bin, as in Spark."""
+    edges, counts = {}, {}
+    for column in columns:
+        values = input_pdf[column].to_numpy(dtype=float)
+        known = values[~np.isnan(values)]
+        cuts = (
+            sorted({float(v) for v in np.quantile(known, DECILES, method="inverted_cdf")})
+            if known.size
+            else []
+        )
+        # a value's bin is how many edges it is above, as `_bin` says
+        bins = np.bincount(np.searchsorted(cuts, known, side="left"), minlength=len(cuts) + 1)
+        edges[column] = cuts
+        counts[column] = [*(int(n) for n in bins), int(values.size - known.size)]
+    return TrainingProfile(as_of, edges, counts)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -67,6 +68,7 @@ from retail_segmentation.ml.retrain_policy import (
     decide,
     measure,
     training_profile,
+    training_profile_on_driver,
 )
 from retail_segmentation.ml.segment_model import SegmentModel
 from retail_segmentation.ml.tracking import CHAMPION, MlflowConfig, git_commit
@@ -247,7 +249,14 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
         )
     commit = git_commit(config.git_commit)
     tags = {ROLE_TAG: "sweep", SWEEP_KEY_TAG: key, GOLD_VERSIONS_TAG: gold_versions_tag(versions)}
-    profile = training_profile(input_df, params.features.input_columns, as_of)
+    input_pdf = None
+    if engine == SKLEARN:
+        # the customers come to the driver once: the profile and every fit read them there
+        columns = ["customer_id", *params.features.input_columns]
+        input_pdf = input_df.select(*columns).orderBy("customer_id").toPandas()
+        profile = training_profile_on_driver(input_pdf, params.features.input_columns, as_of)
+    else:
+        profile = training_profile(input_df, params.features.input_columns, as_of)
     if commit:
         tags["mlflow.source.git.commit"] = commit
     run_name = f"sweep {gold_versions_tag(versions)}"
@@ -255,8 +264,8 @@ def run_sweep(spark: SparkSession, lakehouse: Lakehouse, config: SweepConfig) ->
         _log_sweep_params(params, customers, engine)
         inputs = training_inputs(lakehouse, commits)
         client.log_inputs(parent.info.run_id, datasets=inputs)
-        if engine == SKLEARN:
-            fitted = _sklearn_candidates(spark, input_df, params, config.truth_path)
+        if input_pdf is not None:
+            fitted = _sklearn_candidates(spark, input_pdf, params, config.truth_path)
         else:
             fitted = _spark_candidates(spark, lakehouse, input_df, config)
         # MLflow logging stays on this thread, in a fixed order.
@@ -393,12 +402,10 @@ def latest_finished_run(experiment_id: str, filter_string: str):  # -> mlflow Ru
 
 
 def _sklearn_candidates(
-    spark: SparkSession, input_df: DataFrame, params: SweepParams, truth_path: str | None
+    spark: SparkSession, input_pdf: pd.DataFrame, params: SweepParams, truth_path: str | None
 ):
-    """scikit-learn: the customers' input columns come to the driver once (one row per
-    customer, at most SKLEARN_MAX_CUSTOMERS under `auto`), every candidate fits there."""
-    columns = ["customer_id", *params.features.input_columns]
-    input_pdf = input_df.select(*columns).orderBy("customer_id").toPandas()
+    """scikit-learn: every candidate fits on the driver, on the customers' input columns
+    (`input_pdf`: one row per customer, at most SKLEARN_MAX_CUSTOMERS under `auto`)."""
     truth_pdf = read_truth(spark, truth_path).toPandas() if truth_path else None
     return sklearn_engine.sweep(input_pdf, params, truth_pdf)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import pytest
 
 from retail_segmentation.common.errors import ConfigError
@@ -14,6 +15,8 @@ from retail_segmentation.ml.retrain_policy import (
     decide,
     decile_edges,
     population_stability_index,
+    training_profile,
+    training_profile_on_driver,
 )
 
 TODAY = dt.date(2011, 12, 10)
@@ -76,3 +79,27 @@ def test_deciles_and_bins_on_literal_rows(spark):
     today = spark.createDataFrame([(5.0,), (15.0,), (95.0,), (95.5,), (None,)], "recency double")
     # bins 0..9, then the nulls
     assert bin_counts(today, edges) == {"recency": [1, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1]}
+
+
+@pytest.mark.parametrize("customers", [7, 240, 4_999])
+def test_the_profile_on_the_driver_equals_spark_s(spark, customers):
+    """The scikit-learn sweep profiles its customers with numpy: the same edges and counts as
+    the two Spark actions, with ties (a few distinct integers), nulls and skewed doubles, and
+    a column with no value at all."""
+    rng = np.random.default_rng(customers)
+    rows = [
+        (
+            None if i % 13 == 0 else int(rng.integers(0, 6)),
+            None if i % 17 == 0 else float(round(rng.lognormal(5, 1.5), 2)),
+            None,
+        )
+        for i in range(customers)
+    ]
+    schema = "frequency long, monetary double, empty double"
+    columns = ["frequency", "monetary", "empty"]
+    input_df = spark.createDataFrame(rows, schema)
+    on_spark = training_profile(input_df, columns, TODAY)
+    on_driver = training_profile_on_driver(input_df.toPandas(), columns, TODAY)
+    assert on_driver == on_spark
+    assert on_driver.edges["empty"] == [] and on_driver.counts["empty"] == [0, customers]
+    assert sum(on_driver.counts["monetary"]) == customers

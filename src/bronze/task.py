@@ -190,6 +190,8 @@ def ingest_bronze(
             )
         ],
     )
+    # a batch a day: one file (or a few) each time
+    lakehouse.compact_if_fragmented(BRONZE_TRANSACTIONS)
     return BronzeResult(
         batch_id, [f.path for f in files], skipped, rows, undecodable, scan.unreadable
     )

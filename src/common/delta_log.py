@@ -101,6 +101,20 @@ def live_rows(table_dir: Path) -> int | None:
     return rows
 
 
+def live_file_count(table_dir: Path) -> int | None:
+    """Data files in the table's latest version, from the checksum file Delta writes beside
+    that commit (`numFiles`); None when it is missing."""
+    latest = latest_version(table_dir)
+    if latest is None:
+        return None
+    try:
+        checksum = json.loads((table_dir / "_delta_log" / f"{latest:020d}.crc").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = checksum.get("numFiles")
+    return int(files) if isinstance(files, int) else None
+
+
 def table_versions(schema_dir: Path) -> dict[str, int]:
     """Latest committed version of every Delta table under `schema_dir`."""
     versions = {}

@@ -65,17 +65,20 @@ def record_ledger(lakehouse: Lakehouse, entries: list[LedgerEntry]) -> None:
     if not entries:
         return
     spark = lakehouse.spark
-    entries_df = spark.createDataFrame([e.as_row() for e in entries], LEDGER_SCHEMA)
+    # one file per upsert (a few rows; not one per core)
+    entries_df = spark.createDataFrame([e.as_row() for e in entries], LEDGER_SCHEMA).coalesce(1)
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
             if not lakehouse.exists(PIPELINE_LEDGER):
                 lakehouse.append(entries_df, PIPELINE_LEDGER)
             else:
                 lakehouse.replace_where_condition(entries_df, PIPELINE_LEDGER, _keys(entries))
-            return
+            break
         except Exception as exc:  # Delta's conflicts arrive as Py4J or Spark Connect errors
             if attempt == CONFLICT_ATTEMPTS or not is_concurrent_write_conflict(exc):
                 raise
+    # every task upserts a few rows a run: hundreds of files a year without compaction
+    lakehouse.compact_if_fragmented(PIPELINE_LEDGER)
 
 
 def _keys(entries: list[LedgerEntry]) -> str:

@@ -357,9 +357,13 @@ def score_customers(
                 GOLD_CUSTOMER_SEGMENTS: segments_df,
             }
         )
-    # History reads the table just written, not the model again: the same rows twice.
+    # History reads the table just written, not the model again: the same rows twice, in
+    # one file a run (a customer-sized table), compacted as the runs add up.
     lakehouse.replace_where(
-        lakehouse.read(GOLD_CUSTOMER_SEGMENTS), GOLD_SEGMENT_HISTORY, "scoring_run_id", run_id
+        lakehouse.read(GOLD_CUSTOMER_SEGMENTS).coalesce(1),
+        GOLD_SEGMENT_HISTORY,
+        "scoring_run_id",
+        run_id,
     )
     rows = {t: lakehouse.last_commit_rows(t) for t in SCORE_TABLES}
     record_ledger(
@@ -380,6 +384,7 @@ def score_customers(
             for step, (table, count) in enumerate(rows.items(), start=1)
         ],
     )
+    lakehouse.compact_if_fragmented(GOLD_SEGMENT_HISTORY)
     return rows
 
 

@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ from retail_segmentation.common.spark import get_spark
 from retail_segmentation.common.tables import (
     BRONZE_TRANSACTIONS,
     PIPELINE_LEDGER,
+    ROWS_PER_FILE,
     SILVER_PRODUCTS,
     SILVER_QUARANTINE,
     SILVER_RULE_PARAMETERS,
@@ -823,8 +825,10 @@ def _write_increment(
     touched: Sequence[str],
     rule_version: int,
     keep: Callable[[DataFrame, str], DataFrame],
+    rows: int,
 ) -> None:
-    """The new batches' rows, and the earlier rows that changed, into both tables.
+    """The new batches' rows, and the earlier rows that changed, into both tables (`rows`:
+    how many marked lines there are).
 
     When no earlier row changed: a replaceWhere on the new batches in each table (one commit
     each). Otherwise MERGEs by `_row_id`, ordered so that a run killed between them leaves a
@@ -842,8 +846,12 @@ def _write_increment(
     quarantined_df = quarantine_rows(bronze_rows_df, marked_df, rule_version)
     if set(touched) <= set(new_batches):
         condition = "_batch_id IN (" + ", ".join(sql_string(b) for b in new_batches) + ")"
-        lakehouse.replace_where_condition(kept_df, SILVER_TRANSACTIONS, condition)
-        lakehouse.replace_where_condition(quarantined_df, SILVER_QUARANTINE, condition)
+        # a day's lines in one file per ROWS_PER_FILE, not one per shuffle partition
+        files = max(1, math.ceil(rows / ROWS_PER_FILE))
+        lakehouse.replace_where_condition(kept_df.coalesce(files), SILVER_TRANSACTIONS, condition)
+        lakehouse.replace_where_condition(
+            quarantined_df.coalesce(files), SILVER_QUARANTINE, condition
+        )
         return
     kept = rules.is_kept()
     source_df = quarantined_df.withColumn("_delete", F.lit(False)).unionByName(
@@ -926,6 +934,7 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
                     sorted(touched),
                     parameters.version,
                     keep,
+                    sum(lines.values()),
                 )
         if plan.mode in ("refit", "full_refresh"):
             fitted = None
@@ -991,7 +1000,7 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
         if cleaned is not None
     }
     records = {b: r for b, r in {**records, **new_records}.items() if b in set(batches)}
-    return _account(
+    result = _account(
         lakehouse,
         run_id,
         parameters,
@@ -1005,6 +1014,11 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
         drift=drift,
         earlier_changed=earlier_changed,
     )
+    # a day's batch adds a file or a few to each (and a MERGE rewrites some)
+    if plan.mode != "up_to_date":
+        for table in (SILVER_TRANSACTIONS, SILVER_QUARANTINE):
+            lakehouse.compact_if_fragmented(table)
+    return result
 
 
 def _account(

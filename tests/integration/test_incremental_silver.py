@@ -11,6 +11,7 @@ from chispa import assert_df_equality
 from daily_lines import DAY_1, DAY_2, UK, land, silver_state
 from pyspark.sql import functions as F
 
+from retail_segmentation.common import tables
 from retail_segmentation.common.tables import (
     PIPELINE_LEDGER,
     SILVER_PRODUCTS,
@@ -166,3 +167,39 @@ def test_the_rule_parameters_are_one_table_of_versions(spark, lakehouse, tmp_pat
     assert modal["22960"] == 4.25
     imputed = lakehouse.read(SILVER_TRANSACTIONS).where("invoice = '536470'").first()
     assert (imputed.price, imputed.is_price_imputed, imputed._rule_version) == (4.25, True, 1)
+
+
+def test_a_day_adds_one_file_and_a_fragmented_table_is_compacted(
+    spark, lakehouse, tmp_path, monkeypatch
+):
+    """A day's lines go to silver as one file, not one per shuffle partition; once the files
+    reach the threshold the run compacts the table: the same rows, and the data version (what
+    gold and the up-to-date checks compare) stays the day's write."""
+    landing = tmp_path / "landing"
+    land(spark, lakehouse, landing, "day1.csv", DAY_1)
+    build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config))
+    files = lakehouse.file_count(SILVER_TRANSACTIONS)
+
+    day2 = [
+        f"536500,22960,JAM MAKING SET,6,2010-12-11 08:34:00,4.25,13047,{UK}",
+        f"536501,22633,HAND WARMER,4,2010-12-11 12:00:00,1.85,14000,{UK}",
+    ]
+    land(spark, lakehouse, landing, "day2.csv", day2)
+    second = build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config))
+    assert (second.mode, second.earlier_lines_changed) == ("incremental", 0)
+    assert lakehouse.file_count(SILVER_TRANSACTIONS) == files + 1
+
+    monkeypatch.setattr(tables, "COMPACT_AT_FILES", files + 2)
+    day3 = [f"536502,22960,JAM MAKING SET,3,2010-12-12 09:00:00,4.25,13047,{UK}"]
+    land(spark, lakehouse, landing, "day3.csv", day3)
+    third = build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config))
+    assert third.mode == "incremental"
+    assert lakehouse.file_count(SILVER_TRANSACTIONS) == 1
+    written = lakehouse.data_commit(SILVER_TRANSACTIONS)
+    assert (written.operation, written.latest_version) == ("WRITE", written.version + 1)
+    assert_df_equality(
+        lakehouse.read(SILVER_TRANSACTIONS),
+        lakehouse.read(SILVER_TRANSACTIONS, version=written.version),
+        ignore_row_order=True,
+    )
+    assert lakehouse.read(SILVER_TRANSACTIONS).where(F.col("invoice") == "536502").count() == 1

@@ -52,6 +52,8 @@ def test_an_upsert_replaces_only_the_pairs_it_names_and_quotes_them(spark, lakeh
     )
     record_ledger(lakehouse, [LedgerEntry(odd, "silver", 2, "dedup", 5, 3)])
     record_ledger(lakehouse, [])  # nothing to record: no commit
+    # one file per upsert: the first one's, rewritten without the replaced entry, and the second's
+    assert lakehouse.file_count(PIPELINE_LEDGER) == 2
     ledger = lakehouse.read(PIPELINE_LEDGER).select("run_id", "rule", "rows_out")
     expected = spark.createDataFrame(
         [(odd, "load", 5), (odd, "dedup", 3)], "run_id string, rule string, rows_out long"

@@ -174,3 +174,30 @@ def test_a_scratch_table_is_written_read_back_and_dropped(spark, lakehouse):
     lakehouse.drop_scratch("t1_x")  # gone already: no error
     with pytest.raises(ConfigError, match="parameter scratch table="):
         lakehouse.write_scratch(kept, "../escape")
+
+
+def test_a_fragmented_table_is_compacted_without_a_new_data_version(spark, lakehouse):
+    """Small writes pile up files; at the threshold one OPTIMIZE puts the same rows in one
+    file, a maintenance commit that leaves the data version (what tasks compare) as it was."""
+    for part in range(4):
+        lakehouse.append(spark.createDataFrame([(part,)], "id int").coalesce(1), "numbers")
+    assert lakehouse.file_count("numbers") == 4
+    written = lakehouse.data_commit("numbers")
+
+    assert lakehouse.compact_if_fragmented("numbers", at_files=5) is False
+    assert lakehouse.version("numbers") == written.version  # nothing committed
+
+    assert lakehouse.compact_if_fragmented("numbers", at_files=4) is True
+    assert lakehouse.file_count("numbers") == 1
+    assert lakehouse.version("numbers") == written.version + 1
+    assert lakehouse.data_commit("numbers") == dataclasses.replace(
+        written, latest_version=written.version + 1
+    )
+    assert_df_equality(
+        lakehouse.read("numbers"),
+        spark.createDataFrame([(i,) for i in range(4)], "id int"),
+        ignore_row_order=True,
+    )
+    # DESCRIBE DETAIL (Databricks, Spark Connect) counts the same files as the local log
+    detail = spark.sql(f"DESCRIBE DETAIL {lakehouse.name('numbers')}").first()
+    assert detail["numFiles"] == 1

@@ -81,12 +81,8 @@ def live_rows(table_dir: Path) -> int | None:
     their `numRecords`, less the rows their deletion vectors remove. None when the file is
     missing or does not list them all (Delta leaves the file list out of large tables' checksums);
     the caller then counts with Spark."""
-    latest = latest_version(table_dir)
-    if latest is None:
-        return None
-    try:
-        checksum = json.loads((table_dir / "_delta_log" / f"{latest:020d}.crc").read_text("utf-8"))
-    except (OSError, ValueError):
+    checksum = _latest_checksum(table_dir)
+    if checksum is None:
         return None
     files = checksum.get("allFiles")
     if not isinstance(files, list) or len(files) != checksum.get("numFiles"):
@@ -104,15 +100,19 @@ def live_rows(table_dir: Path) -> int | None:
 def live_file_count(table_dir: Path) -> int | None:
     """Data files in the table's latest version, from the checksum file Delta writes beside
     that commit (`numFiles`); None when it is missing."""
+    files = (_latest_checksum(table_dir) or {}).get("numFiles")
+    return int(files) if isinstance(files, int) else None
+
+
+def _latest_checksum(table_dir: Path) -> dict | None:
+    """The checksum file of the table's latest commit (`<version>.crc`), or None."""
     latest = latest_version(table_dir)
     if latest is None:
         return None
     try:
-        checksum = json.loads((table_dir / "_delta_log" / f"{latest:020d}.crc").read_text("utf-8"))
+        return json.loads((table_dir / "_delta_log" / f"{latest:020d}.crc").read_text("utf-8"))
     except (OSError, ValueError):
         return None
-    files = checksum.get("numFiles")
-    return int(files) if isinstance(files, int) else None
 
 
 def table_versions(schema_dir: Path) -> dict[str, int]:

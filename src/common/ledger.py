@@ -147,18 +147,9 @@ def recorded_run(
         .where((F.col("layer") == layer) & (F.col("run_id") == found["run_id"]))
         .collect()
     )
+    # LEDGER_SCHEMA's columns are LedgerEntry's fields; only the detail is JSON text
     entries = {
-        row["rule"]: LedgerEntry(
-            row["run_id"],
-            row["layer"],
-            row["step"],
-            row["rule"],
-            row["rows_in"],
-            row["rows_out"],
-            row["rows_quarantined"],
-            row["rows_removed"],
-            json.loads(row["detail"]),
-        )
+        row["rule"]: LedgerEntry(**{**row.asDict(), "detail": json.loads(row["detail"])})
         for row in rows
     }
     return entries if rule in entries else None  # replaced in between: as if not found

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from connect_suite import ConnectSuite
 
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.spark import local_spark
@@ -30,6 +31,23 @@ if os.environ.get("SPARK_REMOTE"):
     collect_ignore_glob = ["unit/*", "integration/*", "faults/*", "bundle/*"]
 else:
     collect_ignore_glob = ["connect/*"]
+
+
+CONNECT_SUITE_TEST = (
+    "tests/integration/test_connect_mode.py::"
+    "test_the_spark_connect_suite_passes_under_the_serverless_guard"
+)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Starts the Spark Connect suite now, to run beside the tests before its own, when that
+    test is among the ones to run (tests/connect_suite.py)."""
+    if any(item.nodeid == CONNECT_SUITE_TEST for item in session.items):
+        ConnectSuite.start(session.config._tmp_path_factory.mktemp("connect-suite"))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    ConnectSuite.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,18 @@
 """The Spark Connect suite (tests/connect) in its own process with SPARK_REMOTE=local[2]: the
 graph from raw data to offers and the report on a local Spark Connect server with Delta,
 under the guard that refuses what serverless refuses. A pytest process is either classic or
-Spark Connect, so the suite cannot share this one's session."""
+Spark Connect, so the suite cannot share this one's session; it starts with the session and
+runs beside the tests before this one (tests/connect_suite.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
+from connect_suite import ConnectSuite
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {
     "test_the_session_is_spark_connect_with_the_guard",
     "test_keeping_a_frame_the_classic_way_is_refused[persist]",
@@ -38,25 +35,9 @@ EXPECTED = {
 
 
 def test_the_spark_connect_suite_passes_under_the_serverless_guard(tmp_path):
-    report = tmp_path / "connect.xml"
-    env = {
-        **os.environ,
-        "SPARK_REMOTE": "local[2]",
-        # beside this process's own 2g session
-        "RETAIL_SEG_DRIVER_MEMORY": "2g",
-    }
-    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/connect", "-q", "-p", "no:cacheprovider",
-         f"--junitxml={report}", f"--basetemp={tmp_path / 'basetemp'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-4000:]
-    cases = ET.parse(report).getroot().iter("testcase")
+    done = ConnectSuite.outcome(tmp_path)  # usually started with the session (tests/conftest.py)
+    assert done.returncode == 0, done.output[-12000:]
+    cases = ET.parse(done.report).getroot().iter("testcase")
     outcomes = {
         case.get("name"): [child.tag for child in case if child.tag != "system-out"]
         for case in cases

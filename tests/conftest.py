@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from connect_suite import ConnectSuite
+from daily_lines import DayOne
 
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.spark import local_spark
@@ -72,6 +73,19 @@ def lakehouse(spark, tmp_path) -> Lakehouse:
     return Lakehouse.attach(
         spark, TableConfig(schema=schema, lakehouse_dir=str(tmp_path / "lakehouse"))
     )
+
+
+@pytest.fixture(scope="session")
+def day_one(spark, tmp_path_factory) -> DayOne:
+    """Day 1 of tests/daily_lines.py landed and cleaned, once per session: copy it with
+    `day_one.copy(spark, config)`."""
+    return DayOne.build(spark, tmp_path_factory.mktemp("day-one"), with_gold=False)
+
+
+@pytest.fixture(scope="session")
+def day_one_gold(spark, tmp_path_factory) -> DayOne:
+    """`day_one` with gold built on it."""
+    return DayOne.build(spark, tmp_path_factory.mktemp("day-one-gold"), with_gold=True)
 
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "resources" / "customer_segments.lvdash.json"

@@ -3,11 +3,19 @@ and contradicts lines of day 1 in every way a new file can change an earlier lin
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
 from pyspark.sql import functions as F
 
 from retail_segmentation.bronze.columns import SourceFormat
 from retail_segmentation.bronze.task import BronzeConfig, ingest_bronze
-from retail_segmentation.common.tables import SILVER_QUARANTINE, SILVER_TRANSACTIONS
+from retail_segmentation.common.config import TableConfig
+from retail_segmentation.common.tables import SILVER_QUARANTINE, SILVER_TRANSACTIONS, Lakehouse
+from retail_segmentation.gold.task import GoldConfig, GoldResult, build_gold
+from retail_segmentation.silver.task import SilverConfig, SilverResult, build_silver
 
 HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
 UK = "United Kingdom"
@@ -66,3 +74,36 @@ def silver_state(lakehouse):
         (r.invoice, r.stock_code, r._batch_id): (r["where"], r.customer_id, r.matched_invoice)
         for r in silver.unionByName(quarantine).collect()
     }
+
+
+# when day 1 is ingested in the lakehouse the daily tests start from: the day after its lines
+DAY_1_INGESTED = dt.datetime(2010, 12, 10, 6)
+
+
+@dataclass(frozen=True)
+class DayOne:
+    """A lakehouse with day 1 landed (ingested at DAY_1_INGESTED) and cleaned (rule version 1,
+    fitted on it), and with gold built on it when `gold` is set: where the daily tests start.
+    Built once per session (tests/conftest.py) and copied into each test's own folder (a Delta
+    table is its folder; the copy's tables, versions and ledger are the same)."""
+
+    source: Lakehouse
+    batch_id: str  # day 1's bronze batch
+    silver: SilverResult  # the run that cleaned it
+    gold: GoldResult | None = None  # the run that built gold on it
+
+    @classmethod
+    def build(cls, spark, folder: Path, with_gold: bool) -> DayOne:
+        config = TableConfig(schema=f"day_one_{'gold' if with_gold else 'silver'}",
+                             lakehouse_dir=str(folder / "lakehouse"))  # fmt: skip
+        lakehouse = Lakehouse.attach(spark, config)
+        batch_id = land(spark, lakehouse, folder / "landing", "day1.csv", DAY_1, DAY_1_INGESTED)
+        silver = build_silver(spark, lakehouse, SilverConfig(config))
+        gold = build_gold(spark, lakehouse, GoldConfig(config)) if with_gold else None
+        return cls(lakehouse, batch_id, silver, gold)
+
+    def copy(self, spark, config: TableConfig) -> Lakehouse:
+        """These tables under `config`'s folder and schema."""
+        target = Path(config.lakehouse_dir).absolute() / "tables" / config.schema
+        shutil.copytree(self.source.local_root, target, dirs_exist_ok=True)
+        return Lakehouse.attach(spark, config)

@@ -89,10 +89,16 @@ def _batch_entries(lakehouse):
     return lakehouse.read(PIPELINE_LEDGER).where(F.col("run_id").startswith(BATCH_RUN_PREFIX))
 
 
-def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refresh(spark, tmp_path):
-    days = (("day1.csv", DAY_1), ("day2.csv", DAY_2), ("late.csv", LATE))
-    one_by_one = _lakehouse(spark, tmp_path / "a", "daily_one_by_one")
-    for (name, lines), now in zip(days, INGESTED, strict=True):
+def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refresh(
+    spark, tmp_path, day_one_gold
+):
+    # both start from day 1 in silver and gold, ingested on INGESTED[0]
+    assert day_one_gold.source.read(BRONZE_TRANSACTIONS).first()._ingested_at == INGESTED[0]
+    days = (("day2.csv", DAY_2), ("late.csv", LATE))
+    one_by_one = day_one_gold.copy(
+        spark, TableConfig(schema="daily_one_by_one", lakehouse_dir=str(tmp_path / "a"))
+    )
+    for (name, lines), now in zip(days, INGESTED[1:], strict=True):
         land(spark, one_by_one, tmp_path / "a_landing", name, lines, now=now)
         last = build_silver(spark, one_by_one, SilverConfig(one_by_one.config, **POLICY))
         gold = build_gold(spark, one_by_one, GoldConfig(one_by_one.config))
@@ -101,11 +107,10 @@ def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refre
     assert (gold.mode, gold.as_of_date) == ("incremental", dt.date(2010, 12, 13))
     assert last.earlier_lines_changed == 1  # day 1's 536365 line without a customer
 
-    at_once = _lakehouse(spark, tmp_path / "b", "daily_at_once")
-    land(spark, at_once, tmp_path / "b_landing", *days[0], now=INGESTED[0])
-    build_silver(spark, at_once, SilverConfig(at_once.config, **POLICY))
-    build_gold(spark, at_once, GoldConfig(at_once.config))
-    for (name, lines), now in zip(days[1:], INGESTED[1:], strict=True):
+    at_once = day_one_gold.copy(
+        spark, TableConfig(schema="daily_at_once", lakehouse_dir=str(tmp_path / "b"))
+    )
+    for (name, lines), now in zip(days, INGESTED[1:], strict=True):
         land(spark, at_once, tmp_path / "b_landing", name, lines, now=now)
     both = build_silver(spark, at_once, SilverConfig(at_once.config, **POLICY))
     assert (both.mode, len(both.new_batches)) == ("incremental", 2)

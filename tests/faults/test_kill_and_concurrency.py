@@ -14,12 +14,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import pytest
 from chispa import assert_df_equality
-from daily_lines import DAY_1, DAY_2, land
+from daily_lines import DAY_2, DayOne, land
 
 from retail_segmentation import cli, runner
 from retail_segmentation.bronze.columns import SourceFormat
@@ -72,6 +73,25 @@ def _copy(spark, source: Lakehouse, root: Path, schema: str) -> Lakehouse:
     the same Delta tables: a Delta table is its folder."""
     shutil.copytree(source.local_root, root / "tables" / schema)
     return _lakehouse(spark, root, schema)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """The generated landing folder in bronze, and a copy of it cleaned by one silver run:
+    built once for the module's tests, which copy what they write to and read the rest."""
+
+    bronze: Lakehouse
+    silver: Lakehouse
+
+
+@pytest.fixture(scope="module")
+def generated(spark, tmp_path_factory, landing) -> Generated:
+    root = tmp_path_factory.mktemp("generated-lakehouse")
+    bronze = _lakehouse(spark, root, "generated_bronze")
+    ingest_bronze(spark, bronze, BronzeConfig(str(landing), SourceFormat(), bronze.config))
+    silver = _copy(spark, bronze, root, "generated_silver")
+    build_silver(spark, silver, SilverConfig(tables=silver.config))
+    return Generated(bronze, silver)
 
 
 def _start(function: str, argv: list[str], log: Path) -> subprocess.Popen:
@@ -137,13 +157,10 @@ def _has_commit(lakehouse: Lakehouse, table: str, version: int = 0) -> Callable[
 
 
 def test_silver_killed_after_its_first_commit_then_rerun_equals_an_uninterrupted_run(
-    spark, tmp_path, landing
+    spark, tmp_path, generated
 ):
-    uninterrupted = _lakehouse(spark, tmp_path / "a", "kill_silver_a")
-    bronze = BronzeConfig(str(landing), SourceFormat(), uninterrupted.config)
-    ingest_bronze(spark, uninterrupted, bronze)
-    killed = _copy(spark, uninterrupted, tmp_path / "b", "kill_silver_b")  # the same bronze
-    build_silver(spark, uninterrupted, SilverConfig(tables=uninterrupted.config))
+    uninterrupted = generated.silver  # only read
+    killed = _copy(spark, generated.bronze, tmp_path / "b", "kill_silver_b")  # the same bronze
 
     log = tmp_path / "silver.log"
     process = _start("retail_segmentation.silver.task:main", _task_args(killed), log)
@@ -171,11 +188,11 @@ DAILY = {"refit_after_days": 0, "refit_drift": 1.0}
 DAILY_ARGS = ["--refit-after-days", "0", "--refit-drift", "1"]
 
 
-def _two_days(spark, tmp_path, schema: str) -> tuple[Lakehouse, Lakehouse]:
+def _two_days(spark, tmp_path, schema: str, day_one: DayOne) -> tuple[Lakehouse, Lakehouse]:
     """Day 1 cleaned, day 2 in bronze only; and a copy of those tables."""
-    lakehouse = _lakehouse(spark, tmp_path / "a", f"{schema}_a")
-    land(spark, lakehouse, tmp_path / "landing", "day1.csv", DAY_1)
-    build_silver(spark, lakehouse, SilverConfig(lakehouse.config, **DAILY))
+    lakehouse = day_one.copy(
+        spark, TableConfig(schema=f"{schema}_a", lakehouse_dir=str(tmp_path / "a"))
+    )
     land(spark, lakehouse, tmp_path / "landing", "day2.csv", DAY_2)
     return lakehouse, _copy(spark, lakehouse, tmp_path / "b", f"{schema}_b")
 
@@ -186,9 +203,9 @@ def _assert_same_silver(killed: Lakehouse, uninterrupted: Lakehouse) -> None:
 
 
 def test_silver_killed_in_the_middle_of_an_increment_then_rerun_equals_an_uninterrupted_run(
-    spark, tmp_path
+    spark, tmp_path, day_one
 ):
-    uninterrupted, killed = _two_days(spark, tmp_path, "kill_increment")
+    uninterrupted, killed = _two_days(spark, tmp_path, "kill_increment", day_one)
     result = build_silver(spark, uninterrupted, SilverConfig(uninterrupted.config, **DAILY))
     assert result.mode == "incremental" and result.earlier_lines_changed == 4  # MERGEs
 
@@ -207,12 +224,12 @@ def test_silver_killed_in_the_middle_of_an_increment_then_rerun_equals_an_uninte
 
 
 def test_gold_killed_after_its_first_commit_then_rebuilds_whole_and_equals_an_increment(
-    spark, tmp_path
+    spark, tmp_path, day_one_gold
 ):
-    uninterrupted = _lakehouse(spark, tmp_path / "a", "kill_gold_a")
-    land(spark, uninterrupted, tmp_path / "landing", "day1.csv", DAY_1)
-    build_silver(spark, uninterrupted, SilverConfig(uninterrupted.config, **DAILY))
-    build_gold(spark, uninterrupted, GoldConfig(uninterrupted.config))
+    # day 1 in silver and gold
+    uninterrupted = day_one_gold.copy(
+        spark, TableConfig(schema="kill_gold_a", lakehouse_dir=str(tmp_path / "a"))
+    )
     land(spark, uninterrupted, tmp_path / "landing", "day2.csv", DAY_2)
     build_silver(spark, uninterrupted, SilverConfig(uninterrupted.config, **DAILY))
     killed = _copy(spark, uninterrupted, tmp_path / "b", "kill_gold_b")
@@ -232,8 +249,10 @@ def test_gold_killed_after_its_first_commit_then_rebuilds_whole_and_equals_an_in
         assert_df_equality(killed.read(table), uninterrupted.read(table), ignore_row_order=True)
 
 
-def test_a_refit_killed_after_saving_its_parameters_then_rerun_finishes_it(spark, tmp_path):
-    uninterrupted, killed = _two_days(spark, tmp_path, "kill_refit")
+def test_a_refit_killed_after_saving_its_parameters_then_rerun_finishes_it(
+    spark, tmp_path, day_one
+):
+    uninterrupted, killed = _two_days(spark, tmp_path, "kill_refit", day_one)
     refit = build_silver(spark, uninterrupted, SilverConfig(uninterrupted.config, refit=True))
     assert (refit.mode, refit.rule_version, refit.refit_reason) == (
         "refit",
@@ -258,8 +277,9 @@ def test_a_refit_killed_after_saving_its_parameters_then_rerun_finishes_it(spark
     _assert_same_silver(killed, uninterrupted)
 
 
-def _sweep_started(store: Path) -> Callable[[], bool]:
-    """True once the sweep's parent run is in the store: its fits start right after."""
+def _run_started(store: Path, role: str) -> Callable[[], bool]:
+    """True once a run with this `retail_seg.role` is in the store: the sweep's parent run, or
+    a candidate (logged as each fit ends)."""
 
     def started() -> bool:
         if not store.is_file():
@@ -267,7 +287,8 @@ def _sweep_started(store: Path) -> Callable[[], bool]:
         try:
             with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1) as db:
                 (count,) = db.execute(
-                    "SELECT count(*) FROM tags WHERE key = 'retail_seg.role' AND value = 'sweep'"
+                    "SELECT count(*) FROM tags WHERE key = 'retail_seg.role' AND value = ?",
+                    (role,),
                 ).fetchone()
         except sqlite3.Error:  # the store is being created
             return False
@@ -286,12 +307,9 @@ def _score(spark, lakehouse: Lakehouse):
 
 
 def test_the_sweep_killed_during_its_fits_then_rerun_gives_the_same_segments(
-    spark, tmp_path, landing
+    spark, tmp_path, generated
 ):
-    uninterrupted = _lakehouse(spark, tmp_path / "a", "kill_sweep_a")
-    ingest_bronze(spark, uninterrupted, BronzeConfig(str(landing), SourceFormat(),
-                                                     uninterrupted.config))  # fmt: skip
-    build_silver(spark, uninterrupted, SilverConfig(tables=uninterrupted.config))
+    uninterrupted = _copy(spark, generated.silver, tmp_path / "a", "kill_sweep_a")
     build_gold(spark, uninterrupted, GoldConfig(tables=uninterrupted.config))
     killed = _copy(spark, uninterrupted, tmp_path / "b", "kill_sweep_b")
     store_a = _score(spark, uninterrupted)
@@ -299,21 +317,28 @@ def test_the_sweep_killed_during_its_fits_then_rerun_gives_the_same_segments(
     log = tmp_path / "sweep.log"
     argv = [*_task_args(killed), "--k-range", "2..4", "--algorithms", "kmeans", "--engine", "spark"]
     process = _start("retail_segmentation.ml.tasks:sweep_main", argv, log)
-    # the fits of k 2..4 take tens of seconds in a process of their own: 5 s in, they are running
-    _kill_when(process, _sweep_started(tmp_path / "b" / "mlflow" / "mlflow.db"), log, after=5)
+    # killed once its first fit is logged (a candidate run in the store), with k 3 and 4 to fit
+    _kill_when(process, _run_started(tmp_path / "b" / "mlflow" / "mlflow.db", "candidate"), log)
 
-    # the killed sweep left an unfinished parent run with no winner; it is never reused
+    # the killed sweep left an unfinished parent run with no winner, and fewer candidates than
+    # fits; none of them is ever reused
     store_b = MlflowConfig.for_tables(killed.config)
     client = mlflow.MlflowClient(store_b.tracking_uri, store_b.registry_uri)
     experiment = client.get_experiment_by_name(store_b.experiment_name)
-    (left,) = client.search_runs([experiment.experiment_id], "tags.`retail_seg.role` = 'sweep'")
+
+    def runs(role: str):
+        return client.search_runs([experiment.experiment_id], f"tags.`retail_seg.role` = '{role}'")
+
+    (left,) = runs("sweep")
     assert left.info.status == "RUNNING" and "retail_seg.winner_run_id" not in left.data.tags
-    assert not client.search_runs(
-        [experiment.experiment_id], "tags.`retail_seg.role` = 'candidate'"
-    )
+    left_candidates = {c.info.run_id for c in runs("candidate")}
+    assert 1 <= len(left_candidates) < 3
+    assert {c.data.tags["mlflow.parentRunId"] for c in runs("candidate")} == {left.info.run_id}
     assert not killed.exists(GOLD_CUSTOMER_SEGMENTS)
 
     _score(spark, killed)
+    (rerun,) = [r for r in runs("sweep") if r.info.run_id != left.info.run_id]
+    assert rerun.data.tags["retail_seg.winner_run_id"] not in left_candidates
 
     def segments(lakehouse):
         return lakehouse.read(GOLD_CUSTOMER_SEGMENTS).select(
@@ -330,11 +355,11 @@ def test_the_sweep_killed_during_its_fits_then_rerun_gives_the_same_segments(
     assert [str(c.version) for c in champions] == ["1", "1"]
 
 
-def test_two_silver_runs_at_once_end_consistent_or_one_names_the_conflict(spark, tmp_path, landing):
-    lakehouse = _lakehouse(spark, tmp_path / "a", "concurrent_a")
-    ingest_bronze(spark, lakehouse, BronzeConfig(str(landing), SourceFormat(), lakehouse.config))
-    reference = _copy(spark, lakehouse, tmp_path / "ref", "concurrent_ref")  # same bronze
-    build_silver(spark, reference, SilverConfig(tables=reference.config))
+def test_two_silver_runs_at_once_end_consistent_or_one_names_the_conflict(
+    spark, tmp_path, generated
+):
+    lakehouse = _copy(spark, generated.bronze, tmp_path / "a", "concurrent_a")
+    reference = generated.silver  # the same bronze cleaned by one run; only read
 
     argv = [*_task_args(lakehouse), "--force"]
     logs = [tmp_path / "first.log", tmp_path / "second.log"]

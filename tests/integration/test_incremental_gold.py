@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 from chispa import assert_df_equality
-from daily_lines import DAY_1, DAY_2, land
+from daily_lines import DAY_2, land
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.tables import GOLD_CUSTOMER_RFM, SILVER_TRANSACTIONS
@@ -31,12 +31,13 @@ def _assert_same(lakehouse, snapshot):
         )
 
 
-def test_a_day_rebuilds_only_what_it_touches_and_equals_a_full_rebuild(spark, lakehouse, tmp_path):
+def test_a_day_rebuilds_only_what_it_touches_and_equals_a_full_rebuild(
+    spark, lakehouse, tmp_path, day_one_gold
+):
     silver = SilverConfig(tables=lakehouse.config, **POLICY)
     gold = GoldConfig(tables=lakehouse.config)
-    land(spark, lakehouse, tmp_path / "landing", "day1.csv", DAY_1)
-    build_silver(spark, lakehouse, silver)
-    first = build_gold(spark, lakehouse, gold)
+    lakehouse = day_one_gold.copy(spark, lakehouse.config)  # day 1 in silver and gold
+    first = day_one_gold.gold
     assert (first.mode, first.reason) == (FULL, "no gold tables recorded by a finished run")
     assert first.as_of_date == dt.date(2010, 12, 11)
     silver_before = lakehouse.data_version(SILVER_TRANSACTIONS)
@@ -93,9 +94,8 @@ def test_a_day_rebuilds_only_what_it_touches_and_equals_a_full_rebuild(spark, la
     _assert_same(lakehouse, incremental)
 
 
-def test_an_as_of_date_inside_the_data_always_rebuilds(spark, lakehouse, tmp_path):
-    land(spark, lakehouse, tmp_path / "landing", "day1.csv", DAY_1)
-    build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config, **POLICY))
+def test_an_as_of_date_inside_the_data_always_rebuilds(spark, lakehouse, day_one):
+    lakehouse = day_one.copy(spark, lakehouse.config)  # day 1 landed and cleaned
     inside = GoldConfig(tables=lakehouse.config, as_of_date=dt.date(2010, 12, 5))
     assert build_gold(spark, lakehouse, inside).mode == FULL
     after = build_gold(spark, lakehouse, GoldConfig(tables=lakehouse.config))

@@ -35,11 +35,13 @@ def _assert_same(lakehouse, snapshot):
         assert_df_equality(lakehouse.read(table), before, ignore_row_order=True)
 
 
-def test_a_new_file_changes_only_the_earlier_lines_it_completes(spark, lakehouse, tmp_path):
+def test_a_new_file_changes_only_the_earlier_lines_it_completes(
+    spark, lakehouse, tmp_path, day_one
+):
     policy = {"refit_after_days": 0, "refit_drift": 1.0}
     config = SilverConfig(tables=lakehouse.config, **policy)
-    day_1 = land(spark, lakehouse, tmp_path / "landing", "day1.csv", DAY_1)
-    first = build_silver(spark, lakehouse, config)
+    lakehouse = day_one.copy(spark, lakehouse.config)  # day 1 landed and cleaned
+    day_1, first = day_one.batch_id, day_one.silver
     assert (first.mode, first.rule_version, first.refit_reason) == (
         "refit",
         1,
@@ -102,10 +104,9 @@ def test_a_new_file_changes_only_the_earlier_lines_it_completes(spark, lakehouse
     _assert_same(lakehouse, snapshot)
 
 
-def test_refits_by_request_by_age_and_by_drift(spark, lakehouse, tmp_path):
+def test_refits_by_request_by_age_and_by_drift(spark, lakehouse, tmp_path, day_one):
     landing = tmp_path / "landing"
-    land(spark, lakehouse, landing, "day1.csv", DAY_1)
-    build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config))
+    lakehouse = day_one.copy(spark, lakehouse.config)  # day 1 landed and cleaned
     fitted_1 = _parameters(lakehouse, 1)
     assert fitted_1["fitted_through"] == "2010-12-10"
 
@@ -152,9 +153,9 @@ def _parameters(lakehouse, version: int) -> dict[str, object]:
     return {r["name"]: r["text"] if r["text"] is not None else r["value"] for r in rows}
 
 
-def test_the_rule_parameters_are_one_table_of_versions(spark, lakehouse, tmp_path):
-    land(spark, lakehouse, tmp_path / "landing", "day1.csv", DAY_1)
-    result = build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config))
+def test_the_rule_parameters_are_one_table_of_versions(spark, lakehouse, day_one):
+    lakehouse = day_one.copy(spark, lakehouse.config)  # day 1 landed and cleaned
+    result = day_one.silver
     fitted = _parameters(lakehouse, 1)
     assert fitted["quantity_q1"] == result.quantity_bounds.q1
     assert fitted["price_q3"] == result.price_bounds.q3
@@ -170,14 +171,13 @@ def test_the_rule_parameters_are_one_table_of_versions(spark, lakehouse, tmp_pat
 
 
 def test_a_day_adds_one_file_and_a_fragmented_table_is_compacted(
-    spark, lakehouse, tmp_path, monkeypatch
+    spark, lakehouse, tmp_path, monkeypatch, day_one
 ):
     """A day's lines go to silver as one file, not one per shuffle partition; once the files
     reach the threshold the run compacts the table: the same rows, and the data version (what
     gold and the up-to-date checks compare) stays the day's write."""
     landing = tmp_path / "landing"
-    land(spark, lakehouse, landing, "day1.csv", DAY_1)
-    build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config))
+    lakehouse = day_one.copy(spark, lakehouse.config)  # day 1 landed and cleaned
     files = lakehouse.file_count(SILVER_TRANSACTIONS)
 
     day2 = [

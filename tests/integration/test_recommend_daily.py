@@ -8,7 +8,7 @@ import json
 
 import pytest
 from chispa import assert_df_equality
-from daily_lines import DAY_1, UK, land
+from daily_lines import UK, land
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.tables import (
@@ -51,9 +51,9 @@ def _lists(lakehouse, customers):
 
 
 def test_a_day_refreshes_the_lists_it_touches_until_the_policy_fits_again(
-    spark, lakehouse, tmp_path
+    spark, lakehouse, tmp_path, day_one_gold
 ):
-    _day(spark, lakehouse, tmp_path / "landing", "day1.csv", DAY_1)
+    lakehouse = day_one_gold.copy(spark, lakehouse.config)  # day 1 in silver and gold
     first = build_recommendations(lakehouse, PARAMS)
     assert (first.mode, first.reason) == (FIT, "no recommendations recorded by a finished run")
     day_1 = _lists(lakehouse, UNTOUCHED)

@@ -43,6 +43,8 @@ CONNECT_SUITE_TEST = (
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Starts the Spark Connect suite now, to run beside the tests before its own, when that
     test is among the ones to run (tests/connect_suite.py)."""
+    if session.config.option.collectonly:
+        return
     if any(item.nodeid == CONNECT_SUITE_TEST for item in session.items):
         ConnectSuite.start(session.config._tmp_path_factory.mktemp("connect-suite"))
 

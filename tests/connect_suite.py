@@ -12,6 +12,7 @@ started twice. The test reads its outcome at the end.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class ConnectSuite:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its process group: pytest and the server JVM it starts
         )  # fmt: skip
         log.close()
 
@@ -70,7 +72,7 @@ class ConnectSuite:
             try:
                 returncode = cls._process.wait(timeout=TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                cls._process.kill()
+                cls.stop()
                 returncode = cls._process.wait()
             output = (cls._folder / "output.log").read_text(errors="replace")
             cls._outcome = ConnectSuiteOutcome(returncode, output, cls._folder / "connect.xml")
@@ -80,5 +82,5 @@ class ConnectSuite:
     def stop(cls) -> None:
         """Ends a suite still running (the session ended before its test read it)."""
         if cls._process is not None and cls._process.poll() is None:
-            cls._process.kill()
+            os.killpg(cls._process.pid, signal.SIGKILL)
             cls._process.wait()

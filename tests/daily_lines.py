@@ -104,6 +104,12 @@ class DayOne:
 
     def copy(self, spark, config: TableConfig) -> Lakehouse:
         """These tables under `config`'s folder and schema."""
-        target = Path(config.lakehouse_dir).absolute() / "tables" / config.schema
-        shutil.copytree(self.source.local_root, target, dirs_exist_ok=True)
-        return Lakehouse.attach(spark, config)
+        return copy_lakehouse(spark, self.source, config)
+
+
+def copy_lakehouse(spark, source: Lakehouse, config: TableConfig) -> Lakehouse:
+    """Another lakehouse, under `config`'s folder and schema (one Spark session names both),
+    holding the same Delta tables: a Delta table is its folder."""
+    target = Path(config.lakehouse_dir).absolute() / "tables" / config.schema
+    shutil.copytree(source.local_root, target, dirs_exist_ok=True)
+    return Lakehouse.attach(spark, config)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from chispa import assert_df_equality
-from daily_lines import DAY_2, DayOne, land
+from daily_lines import DAY_2, DayOne, copy_lakehouse, land
 
 from retail_segmentation import cli, runner
 from retail_segmentation.bronze.columns import SourceFormat
@@ -69,10 +68,7 @@ def _lakehouse(spark, root: Path, schema: str) -> Lakehouse:
 
 
 def _copy(spark, source: Lakehouse, root: Path, schema: str) -> Lakehouse:
-    """Another lakehouse, under another schema name (one Spark session names both), holding
-    the same Delta tables: a Delta table is its folder."""
-    shutil.copytree(source.local_root, root / "tables" / schema)
-    return _lakehouse(spark, root, schema)
+    return copy_lakehouse(spark, source, TableConfig(schema=schema, lakehouse_dir=str(root)))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from connect_suite import ConnectSuite
-from daily_lines import DayOne
+from daily_lines import DayOne, DayTwo
 
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.spark import local_spark
@@ -88,6 +88,13 @@ def day_one(spark, tmp_path_factory) -> DayOne:
 def day_one_gold(spark, tmp_path_factory) -> DayOne:
     """`day_one` with gold built on it."""
     return DayOne.build(spark, tmp_path_factory.mktemp("day-one-gold"), with_gold=True)
+
+
+@pytest.fixture(scope="session")
+def day_two(spark, tmp_path_factory, day_one_gold) -> DayTwo:
+    """Day 2 after `day_one_gold`: landed, cleaned and built, each a lakehouse to read or copy
+    (tests/daily_lines.DayTwo)."""
+    return DayTwo.build(spark, tmp_path_factory.mktemp("day-two"), day_one_gold)
 
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "resources" / "customer_segments.lvdash.json"

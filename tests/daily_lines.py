@@ -78,6 +78,10 @@ def silver_state(lakehouse):
 
 # when day 1 is ingested in the lakehouse the daily tests start from: the day after its lines
 DAY_1_INGESTED = dt.datetime(2010, 12, 10, 6)
+# and day 2, in DayTwo
+DAY_2_INGESTED = dt.datetime(2010, 12, 13, 6)
+# the daily runs' retraining policy for the rules: no refit by age, none by drift
+DAILY_POLICY = {"refit_after_days": 0, "refit_drift": 1.0}
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,36 @@ class DayOne:
     def copy(self, spark, config: TableConfig) -> Lakehouse:
         """These tables under `config`'s folder and schema."""
         return copy_lakehouse(spark, self.source, config)
+
+
+@dataclass(frozen=True)
+class DayTwo:
+    """Day 2 after `DayOne` with gold, at each step of a daily run, each step's tables a
+    lakehouse of their own: `landed` (day 2 in bronze, ingested at DAY_2_INGESTED), `cleaned`
+    (+ silver's increment, DAILY_POLICY) and `built` (+ gold's increment). Built once per
+    session (tests/conftest.py); tests read a step's tables, or copy them to write."""
+
+    landed: Lakehouse
+    cleaned: Lakehouse
+    built: Lakehouse
+    batch_id: str  # day 2's bronze batch
+    silver_before: int  # silver_transactions' data version before day 2 was cleaned
+    silver: SilverResult  # the incremental run that cleaned day 2
+    gold: GoldResult  # the incremental run that built gold on it
+
+    @classmethod
+    def build(cls, spark, folder: Path, day_one: DayOne) -> DayTwo:
+        def step(name: str) -> TableConfig:
+            return TableConfig(schema=f"day_two_{name}", lakehouse_dir=str(folder / name))
+
+        landed = day_one.copy(spark, step("landed"))
+        batch_id = land(spark, landed, folder / "landing", "day2.csv", DAY_2, DAY_2_INGESTED)
+        cleaned = copy_lakehouse(spark, landed, step("cleaned"))
+        silver_before = cleaned.data_version(SILVER_TRANSACTIONS)
+        silver = build_silver(spark, cleaned, SilverConfig(cleaned.config, **DAILY_POLICY))
+        built = copy_lakehouse(spark, cleaned, step("built"))
+        gold = build_gold(spark, built, GoldConfig(built.config))
+        return cls(landed, cleaned, built, batch_id, silver_before, silver, gold)
 
 
 def copy_lakehouse(spark, source: Lakehouse, config: TableConfig) -> Lakehouse:

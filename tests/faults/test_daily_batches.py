@@ -5,12 +5,20 @@ run (or a full refresh) leaves, and the ledger balancing per batch and in total.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import shutil
 
 import pytest
 from chispa import assert_df_equality
-from daily_lines import DAY_1, DAY_1_INGESTED, DAY_2, UK, land
+from daily_lines import (
+    DAILY_POLICY,
+    DAY_1,
+    DAY_1_INGESTED,
+    DAY_2,
+    DAY_2_INGESTED,
+    UK,
+    copy_lakehouse,
+    land,
+)
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.config import TableConfig
@@ -37,9 +45,9 @@ LATE = (
     f"536390,22633,HAND WARMER,2,2010-12-02 11:00:00,1.85,,{UK}",  # filled from day 1: 12583
     f"536365,22633,HAND WARMER,2,2010-12-01 08:26:00,1.85,17851,{UK}",
 )
-# the day after each file: day 1 (in day_one_gold), day 2, the late file
-INGESTED = [DAY_1_INGESTED, *(dt.datetime(2010, 12, d, 6) for d in (13, 14))]
-POLICY = {"refit_after_days": 0, "refit_drift": 1.0}
+# the day after each file: day 1 (in day_one_gold), day 2 (in day_two), the late file
+INGESTED = [DAY_1_INGESTED, DAY_2_INGESTED, dt.datetime(2010, 12, 14, 6)]
+POLICY = DAILY_POLICY
 
 
 def assert_ledger_balances(lakehouse, total_run_id):
@@ -71,12 +79,12 @@ def assert_ledger_balances(lakehouse, total_run_id):
         assert total[column] == sum(e[column] for e in per_batch.values()), column
 
 
-def _in_folder(df, folder):
-    """`df` with the landing folder's path left out of file names and ledger details, and
+def _by_file_name(df):
+    """`df` with the landing folders' paths left out of file names and ledger details (the
+    files of each compared lakehouse landed in folders of their own; their names differ), and
     without the files' modification times."""
-    prefix = re.escape(f"file:{folder}/")
     text = [c for c in ("_source_file", "detail") if c in df.columns]
-    return df.withColumns({c: F.regexp_replace(c, prefix, "") for c in text}).drop(
+    return df.withColumns({c: F.regexp_replace(c, r"file:[^\s,]*/", "") for c in text}).drop(
         "_file_modified_at"
     )
 
@@ -86,17 +94,19 @@ def _batch_entries(lakehouse):
 
 
 def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refresh(
-    spark, tmp_path, day_one_gold
+    spark, tmp_path, day_one_gold, day_two
 ):
-    # both start from day 1 in silver and gold, ingested on INGESTED[0]
-    days = (("day2.csv", DAY_2), ("late.csv", LATE))
-    one_by_one = day_one_gold.copy(
-        spark, TableConfig(schema="daily_one_by_one", lakehouse_dir=str(tmp_path / "a"))
+    # both start from day 1 in silver and gold, ingested on INGESTED[0]; day at a time: day 2
+    # landed on INGESTED[1] and run (day_two), then the late file
+    one_by_one = copy_lakehouse(
+        spark,
+        day_two.built,
+        TableConfig(schema="daily_one_by_one", lakehouse_dir=str(tmp_path / "a")),
     )
-    for (name, lines), now in zip(days, INGESTED[1:], strict=True):
-        land(spark, one_by_one, tmp_path / "a_landing", name, lines, now=now)
-        last = build_silver(spark, one_by_one, SilverConfig(one_by_one.config, **POLICY))
-        gold = build_gold(spark, one_by_one, GoldConfig(one_by_one.config))
+    assert (day_two.silver.mode, day_two.gold.mode) == ("incremental", "incremental")
+    land(spark, one_by_one, tmp_path / "a_landing", "late.csv", LATE, now=INGESTED[2])
+    last = build_silver(spark, one_by_one, SilverConfig(one_by_one.config, **POLICY))
+    gold = build_gold(spark, one_by_one, GoldConfig(one_by_one.config))
     assert (last.mode, last.rule_version) == ("incremental", 1)
     # the late file's lines are older than the tables' as-of date: still an increment
     assert (gold.mode, gold.as_of_date) == ("incremental", dt.date(2010, 12, 13))
@@ -105,6 +115,7 @@ def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refre
     at_once = day_one_gold.copy(
         spark, TableConfig(schema="daily_at_once", lakehouse_dir=str(tmp_path / "b"))
     )
+    days = (("day2.csv", DAY_2), ("late.csv", LATE))
     for (name, lines), now in zip(days, INGESTED[1:], strict=True):
         land(spark, at_once, tmp_path / "b_landing", name, lines, now=now)
     both = build_silver(spark, at_once, SilverConfig(at_once.config, **POLICY))
@@ -113,17 +124,16 @@ def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refre
     for table in GOLD_TABLES:
         assert_df_equality(at_once.read(table), one_by_one.read(table), ignore_row_order=True)
 
-    # the same files, landed in two folders: compared by file name
-    a, b = tmp_path / "a_landing", tmp_path / "b_landing"
+    # the same files, landed in other folders: compared by file name
     for table in (*TABLES, BRONZE_TRANSACTIONS):
         assert_df_equality(
-            _in_folder(at_once.read(table), b),
-            _in_folder(one_by_one.read(table), a),
+            _by_file_name(at_once.read(table)),
+            _by_file_name(one_by_one.read(table)),
             ignore_row_order=True,
         )
     assert_df_equality(
-        _in_folder(_batch_entries(at_once), b),
-        _in_folder(_batch_entries(one_by_one), a),
+        _by_file_name(_batch_entries(at_once)),
+        _by_file_name(_batch_entries(one_by_one)),
         ignore_row_order=True,
     )
     assert_ledger_balances(one_by_one, last.run_id)

@@ -19,7 +19,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from chispa import assert_df_equality
-from daily_lines import DAY_2, DayOne, copy_lakehouse, land
+from daily_lines import DAILY_POLICY, copy_lakehouse
 
 from retail_segmentation import cli, runner
 from retail_segmentation.bronze.columns import SourceFormat
@@ -180,17 +180,7 @@ def test_silver_killed_after_its_first_commit_then_rerun_equals_an_uninterrupted
         assert_df_equality(killed.read(table), uninterrupted.read(table), ignore_row_order=True)
 
 
-DAILY = {"refit_after_days": 0, "refit_drift": 1.0}
 DAILY_ARGS = ["--refit-after-days", "0", "--refit-drift", "1"]
-
-
-def _two_days(spark, tmp_path, schema: str, day_one: DayOne) -> tuple[Lakehouse, Lakehouse]:
-    """Day 1 cleaned, day 2 in bronze only; and a copy of those tables."""
-    lakehouse = day_one.copy(
-        spark, TableConfig(schema=f"{schema}_a", lakehouse_dir=str(tmp_path / "a"))
-    )
-    land(spark, lakehouse, tmp_path / "landing", "day2.csv", DAY_2)
-    return lakehouse, _copy(spark, lakehouse, tmp_path / "b", f"{schema}_b")
 
 
 def _assert_same_silver(killed: Lakehouse, uninterrupted: Lakehouse) -> None:
@@ -199,11 +189,12 @@ def _assert_same_silver(killed: Lakehouse, uninterrupted: Lakehouse) -> None:
 
 
 def test_silver_killed_in_the_middle_of_an_increment_then_rerun_equals_an_uninterrupted_run(
-    spark, tmp_path, day_one
+    spark, tmp_path, day_two
 ):
-    uninterrupted, killed = _two_days(spark, tmp_path, "kill_increment", day_one)
-    result = build_silver(spark, uninterrupted, SilverConfig(uninterrupted.config, **DAILY))
+    # uninterrupted: day 2's silver run of day_two; killed: the same run on day 2 in bronze
+    uninterrupted, result = day_two.cleaned, day_two.silver
     assert result.mode == "incremental" and result.earlier_lines_changed == 4  # MERGEs
+    killed = _copy(spark, day_two.landed, tmp_path / "b", "kill_increment_b")
 
     log = tmp_path / "silver.log"
     argv = [*_task_args(killed), *DAILY_ARGS]
@@ -214,22 +205,19 @@ def test_silver_killed_in_the_middle_of_an_increment_then_rerun_equals_an_uninte
 
     killed = _lakehouse(spark, tmp_path / "b", "kill_increment_b")
     assert not has_finished(killed, result.run_id, rule="balance")
-    rerun = build_silver(spark, killed, SilverConfig(killed.config, **DAILY))
+    rerun = build_silver(spark, killed, SilverConfig(killed.config, **DAILY_POLICY))
     assert (rerun.mode, rerun.new_batches) == ("incremental", result.new_batches)
     _assert_same_silver(killed, uninterrupted)
 
 
 def test_gold_killed_after_its_first_commit_then_rebuilds_whole_and_equals_an_increment(
-    spark, tmp_path, day_one_gold
+    spark, tmp_path, day_two
 ):
-    # day 1 in silver and gold
-    uninterrupted = day_one_gold.copy(
-        spark, TableConfig(schema="kill_gold_a", lakehouse_dir=str(tmp_path / "a"))
-    )
-    land(spark, uninterrupted, tmp_path / "landing", "day2.csv", DAY_2)
-    build_silver(spark, uninterrupted, SilverConfig(uninterrupted.config, **DAILY))
-    killed = _copy(spark, uninterrupted, tmp_path / "b", "kill_gold_b")
-    assert build_gold(spark, uninterrupted, GoldConfig(uninterrupted.config)).mode == "incremental"
+    # day 1 in silver and gold, day 2 in silver: gold's increment uninterrupted (day_two), and
+    # killed after its first commit
+    uninterrupted = day_two.built
+    assert day_two.gold.mode == "incremental"
+    killed = _copy(spark, day_two.cleaned, tmp_path / "b", "kill_gold_b")
 
     log = tmp_path / "gold.log"
     process = _start("retail_segmentation.gold.task:main", _task_args(killed), log)
@@ -246,9 +234,11 @@ def test_gold_killed_after_its_first_commit_then_rebuilds_whole_and_equals_an_in
 
 
 def test_a_refit_killed_after_saving_its_parameters_then_rerun_finishes_it(
-    spark, tmp_path, day_one
+    spark, tmp_path, day_two
 ):
-    uninterrupted, killed = _two_days(spark, tmp_path, "kill_refit", day_one)
+    # day 1 cleaned, day 2 in bronze (day_two.landed): a refit uninterrupted, and killed
+    uninterrupted = _copy(spark, day_two.landed, tmp_path / "a", "kill_refit_a")
+    killed = _copy(spark, day_two.landed, tmp_path / "b", "kill_refit_b")
     refit = build_silver(spark, uninterrupted, SilverConfig(uninterrupted.config, refit=True))
     assert (refit.mode, refit.rule_version, refit.refit_reason) == (
         "refit",

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 from chispa import assert_df_equality
-from daily_lines import DAY_2, land
+from daily_lines import copy_lakehouse
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.tables import GOLD_CUSTOMER_RFM, SILVER_TRANSACTIONS
@@ -16,8 +16,6 @@ from retail_segmentation.gold.task import GOLD_TABLES, GoldConfig, build_gold
 from retail_segmentation.silver.task import SilverConfig, build_silver
 
 pytestmark = pytest.mark.integration
-
-POLICY = {"refit_after_days": 0, "refit_drift": 1.0}
 
 
 def _snapshot(lakehouse):
@@ -32,29 +30,27 @@ def _assert_same(lakehouse, snapshot):
 
 
 def test_a_day_rebuilds_only_what_it_touches_and_equals_a_full_rebuild(
-    spark, lakehouse, tmp_path, day_one_gold
+    spark, lakehouse, day_one_gold, day_two
 ):
-    silver = SilverConfig(tables=lakehouse.config, **POLICY)
     gold = GoldConfig(tables=lakehouse.config)
-    lakehouse = day_one_gold.copy(spark, lakehouse.config)  # day 1 in silver and gold
-    first = day_one_gold.gold
+    first = day_one_gold.gold  # day 1 in silver and gold
     assert (first.mode, first.reason) == (FULL, "no gold tables recorded by a finished run")
     assert first.as_of_date == dt.date(2010, 12, 11)
-    silver_before = lakehouse.data_version(SILVER_TRANSACTIONS)
 
-    land(spark, lakehouse, tmp_path / "landing", "day2.csv", DAY_2)
-    assert build_silver(spark, lakehouse, silver).earlier_lines_changed == 4
+    # day 2 landed and cleaned, then gold built from silver's change feed (day_two)
+    lakehouse = copy_lakehouse(spark, day_two.built, lakehouse.config)
+    assert day_two.silver.earlier_lines_changed == 4
     # the change feed names the customers of the new lines and of the earlier lines that
     # changed: 16000 lost a line to the ambiguous invoice 536460, 14000 gained 536400
     changed = {
         r.customer_id
         for r in changed_silver_rows(
-            lakehouse, silver_before, lakehouse.version(SILVER_TRANSACTIONS)
+            lakehouse, day_two.silver_before, lakehouse.version(SILVER_TRANSACTIONS)
         ).collect()
     }
     assert changed == {"12583", "13047", "14000", "15000", "16000", "16001", "17850"}
 
-    second = build_gold(spark, lakehouse, gold)
+    second = day_two.gold
     assert second.mode == INCREMENTAL
     assert second.as_of_date == dt.date(2010, 12, 13)
     incremental = _snapshot(lakehouse)

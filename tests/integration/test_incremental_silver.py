@@ -8,7 +8,7 @@ import json
 
 import pytest
 from chispa import assert_df_equality
-from daily_lines import DAY_1, DAY_2, UK, land, silver_state
+from daily_lines import DAILY_POLICY, DAY_1, DAY_2, UK, copy_lakehouse, land, silver_state
 from pyspark.sql import functions as F
 
 from retail_segmentation.common import tables
@@ -36,25 +36,24 @@ def _assert_same(lakehouse, snapshot):
 
 
 def test_a_new_file_changes_only_the_earlier_lines_it_completes(
-    spark, lakehouse, tmp_path, day_one
+    spark, lakehouse, day_one_gold, day_two
 ):
-    policy = {"refit_after_days": 0, "refit_drift": 1.0}
-    config = SilverConfig(tables=lakehouse.config, **policy)
-    lakehouse = day_one.copy(spark, lakehouse.config)  # day 1 landed and cleaned
-    day_1, first = day_one.batch_id, day_one.silver
+    config = SilverConfig(tables=lakehouse.config, **DAILY_POLICY)
+    day_1, first = day_one_gold.batch_id, day_one_gold.silver  # day 1 landed and cleaned
     assert (first.mode, first.rule_version, first.refit_reason) == (
         "refit",
         1,
         "no parameters yet",
     )
-    before = silver_state(lakehouse)
+    before = silver_state(day_one_gold.source)
     assert before[("C536380", "22960", day_1)] == ("unmatched_cancellation", "13047", None)
     assert before[("536400", "84879", day_1)][0] == "missing_customer_id"
     assert before[("C536450", "22633", day_1)] == ("silver", "15000", "536430")
     assert before[("536460", "85123A", day_1)] == ("silver", "16000", None)
 
-    day_2 = land(spark, lakehouse, tmp_path / "landing", "day2.csv", DAY_2)
-    second = build_silver(spark, lakehouse, config)
+    # day 2 landed and cleaned by an incremental run with the same policy (day_two)
+    lakehouse = copy_lakehouse(spark, day_two.cleaned, lakehouse.config)
+    day_2, second = day_two.batch_id, day_two.silver
     assert (second.mode, second.new_batches, second.rule_version) == ("incremental", (day_2,), 1)
     after = silver_state(lakehouse)
     changed = {k: (before[k], v) for k, v in after.items() if k[2] == day_1 and before[k] != v}

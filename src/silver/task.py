@@ -970,12 +970,14 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
                 # first, so a run killed after it cleans everything with it next time
                 save_parameters(lakehouse, parameters, cleaned.fitted.modal_price_df)
             assert parameters is not None
-            lakehouse.overwrite(
-                silver_rows(cleaned.marked_df, parameters.version), SILVER_TRANSACTIONS
-            )
-            lakehouse.overwrite(
-                quarantine_rows(bronze_df, cleaned.marked_df, parameters.version),
-                SILVER_QUARANTINE,
+            # two at a time: both read the kept lines, neither the other's table
+            lakehouse.overwrite_all(
+                {
+                    SILVER_TRANSACTIONS: silver_rows(cleaned.marked_df, parameters.version),
+                    SILVER_QUARANTINE: quarantine_rows(
+                        bronze_df, cleaned.marked_df, parameters.version
+                    ),
+                }
             )
     assert parameters is not None
     cleaned_batches = batches if plan.mode in ("refit", "full_refresh") else list(plan.new_batches)

@@ -78,16 +78,10 @@ def lakehouse(spark, tmp_path) -> Lakehouse:
 
 
 @pytest.fixture(scope="session")
-def day_one(spark, tmp_path_factory) -> DayOne:
-    """Day 1 of tests/daily_lines.py landed and cleaned, once per session: copy it with
-    `day_one.copy(spark, config)`."""
-    return DayOne.build(spark, tmp_path_factory.mktemp("day-one"), with_gold=False)
-
-
-@pytest.fixture(scope="session")
 def day_one_gold(spark, tmp_path_factory) -> DayOne:
-    """`day_one` with gold built on it."""
-    return DayOne.build(spark, tmp_path_factory.mktemp("day-one-gold"), with_gold=True)
+    """Day 1 of tests/daily_lines.py landed, cleaned and built into gold, once per session:
+    copy it with `day_one_gold.copy(spark, config)`, or read `day_one_gold.source`."""
+    return DayOne.build(spark, tmp_path_factory.mktemp("day-one"))
 
 
 @pytest.fixture(scope="session")

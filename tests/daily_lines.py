@@ -86,24 +86,23 @@ DAILY_POLICY = {"refit_after_days": 0, "refit_drift": 1.0}
 
 @dataclass(frozen=True)
 class DayOne:
-    """A lakehouse with day 1 landed (ingested at DAY_1_INGESTED) and cleaned (rule version 1,
-    fitted on it), and with gold built on it when `gold` is set: where the daily tests start.
-    Built once per session (tests/conftest.py) and copied into each test's own folder (a Delta
-    table is its folder; the copy's tables, versions and ledger are the same)."""
+    """A lakehouse with day 1 landed (ingested at DAY_1_INGESTED), cleaned (rule version 1,
+    fitted on it) and built into gold: where the daily tests start. Built once per session
+    (tests/conftest.py) and copied into each test's own folder (a Delta table is its folder;
+    the copy's tables, versions and ledger are the same)."""
 
     source: Lakehouse
     batch_id: str  # day 1's bronze batch
     silver: SilverResult  # the run that cleaned it
-    gold: GoldResult | None = None  # the run that built gold on it
+    gold: GoldResult  # the run that built gold on it
 
     @classmethod
-    def build(cls, spark, folder: Path, with_gold: bool) -> DayOne:
-        config = TableConfig(schema=f"day_one_{'gold' if with_gold else 'silver'}",
-                             lakehouse_dir=str(folder / "lakehouse"))  # fmt: skip
+    def build(cls, spark, folder: Path) -> DayOne:
+        config = TableConfig(schema="day_one", lakehouse_dir=str(folder / "lakehouse"))
         lakehouse = Lakehouse.attach(spark, config)
         batch_id = land(spark, lakehouse, folder / "landing", "day1.csv", DAY_1, DAY_1_INGESTED)
         silver = build_silver(spark, lakehouse, SilverConfig(config))
-        gold = build_gold(spark, lakehouse, GoldConfig(config)) if with_gold else None
+        gold = build_gold(spark, lakehouse, GoldConfig(config))
         return cls(lakehouse, batch_id, silver, gold)
 
     def copy(self, spark, config: TableConfig) -> Lakehouse:
@@ -113,7 +112,7 @@ class DayOne:
 
 @dataclass(frozen=True)
 class DayTwo:
-    """Day 2 after `DayOne` with gold, at each step of a daily run, each step's tables a
+    """Day 2 after `DayOne`, at each step of a daily run, each step's tables a
     lakehouse of their own: `landed` (day 2 in bronze, ingested at DAY_2_INGESTED), `cleaned`
     (+ silver's increment, DAILY_POLICY) and `built` (+ gold's increment). Built once per
     session (tests/conftest.py); tests read a step's tables, or copy them to write."""

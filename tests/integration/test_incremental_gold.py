@@ -90,8 +90,8 @@ def test_a_day_rebuilds_only_what_it_touches_and_equals_a_full_rebuild(
     _assert_same(lakehouse, incremental)
 
 
-def test_an_as_of_date_inside_the_data_always_rebuilds(spark, lakehouse, day_one):
-    lakehouse = day_one.copy(spark, lakehouse.config)  # day 1 landed and cleaned
+def test_an_as_of_date_inside_the_data_always_rebuilds(spark, lakehouse, day_one_gold):
+    lakehouse = day_one_gold.copy(spark, lakehouse.config)  # day 1 in silver and gold
     inside = GoldConfig(tables=lakehouse.config, as_of_date=dt.date(2010, 12, 5))
     assert build_gold(spark, lakehouse, inside).mode == FULL
     after = build_gold(spark, lakehouse, GoldConfig(tables=lakehouse.config))

@@ -103,9 +103,9 @@ def test_a_new_file_changes_only_the_earlier_lines_it_completes(
     _assert_same(lakehouse, snapshot)
 
 
-def test_refits_by_request_by_age_and_by_drift(spark, lakehouse, tmp_path, day_one):
+def test_refits_by_request_by_age_and_by_drift(spark, lakehouse, tmp_path, day_one_gold):
     landing = tmp_path / "landing"
-    lakehouse = day_one.copy(spark, lakehouse.config)  # day 1 landed and cleaned
+    lakehouse = day_one_gold.copy(spark, lakehouse.config)  # day 1 in silver and gold
     fitted_1 = _parameters(lakehouse, 1)
     assert fitted_1["fitted_through"] == "2010-12-10"
 
@@ -152,9 +152,9 @@ def _parameters(lakehouse, version: int) -> dict[str, object]:
     return {r["name"]: r["text"] if r["text"] is not None else r["value"] for r in rows}
 
 
-def test_the_rule_parameters_are_one_table_of_versions(spark, lakehouse, day_one):
-    lakehouse = day_one.copy(spark, lakehouse.config)  # day 1 landed and cleaned
-    result = day_one.silver
+def test_the_rule_parameters_are_one_table_of_versions(spark, lakehouse, day_one_gold):
+    lakehouse = day_one_gold.copy(spark, lakehouse.config)  # day 1 in silver and gold
+    result = day_one_gold.silver
     fitted = _parameters(lakehouse, 1)
     assert fitted["quantity_q1"] == result.quantity_bounds.q1
     assert fitted["price_q3"] == result.price_bounds.q3
@@ -170,13 +170,13 @@ def test_the_rule_parameters_are_one_table_of_versions(spark, lakehouse, day_one
 
 
 def test_a_day_adds_one_file_and_a_fragmented_table_is_compacted(
-    spark, lakehouse, tmp_path, monkeypatch, day_one
+    spark, lakehouse, tmp_path, monkeypatch, day_one_gold
 ):
     """A day's lines go to silver as one file, not one per shuffle partition; once the files
     reach the threshold the run compacts the table: the same rows, and the data version (what
     gold and the up-to-date checks compare) stays the day's write."""
     landing = tmp_path / "landing"
-    lakehouse = day_one.copy(spark, lakehouse.config)  # day 1 landed and cleaned
+    lakehouse = day_one_gold.copy(spark, lakehouse.config)  # day 1 in silver and gold
     files = lakehouse.file_count(SILVER_TRANSACTIONS)
 
     day2 = [

@@ -5,7 +5,7 @@ refresh that gives the same tables; gold from silver's change data feed, equal t
 from __future__ import annotations
 
 from chispa import assert_df_equality
-from daily_lines import DAY_1, DAY_2, land, silver_state
+from daily_lines import DAILY_POLICY, DAY_1, DAY_2, land, silver_state
 
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.tables import (
@@ -17,18 +17,17 @@ from retail_segmentation.common.tables import (
 from retail_segmentation.gold.task import GOLD_TABLES, GoldConfig, build_gold
 from retail_segmentation.silver.task import SilverConfig, build_silver
 
-POLICY = {"refit_after_days": 0, "refit_drift": 1.0}
-
 
 def test_an_increment_over_spark_connect_equals_a_full_refresh(spark, tmp_path):
     lakehouse = Lakehouse.attach(
         spark, TableConfig(schema="connect_daily", lakehouse_dir=str(tmp_path / "lakehouse"))
     )
     day_1 = land(spark, lakehouse, tmp_path / "landing", "day1.csv", DAY_1)
-    assert build_silver(spark, lakehouse, SilverConfig(lakehouse.config, **POLICY)).mode == "refit"
+    first = build_silver(spark, lakehouse, SilverConfig(lakehouse.config, **DAILY_POLICY))
+    assert first.mode == "refit"
     assert build_gold(spark, lakehouse, GoldConfig(lakehouse.config)).mode == "full"
     land(spark, lakehouse, tmp_path / "landing", "day2.csv", DAY_2)
-    second = build_silver(spark, lakehouse, SilverConfig(lakehouse.config, **POLICY))
+    second = build_silver(spark, lakehouse, SilverConfig(lakehouse.config, **DAILY_POLICY))
     assert (second.mode, second.earlier_lines_changed) == ("incremental", 4)
     assert silver_state(lakehouse)[("C536380", "22960", day_1)] == ("silver", "13047", "536368")
 

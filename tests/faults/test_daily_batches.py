@@ -47,7 +47,6 @@ LATE = (
 )
 # the day after each file: day 1 (in day_one_gold), day 2 (in day_two), the late file
 INGESTED = [DAY_1_INGESTED, DAY_2_INGESTED, dt.datetime(2010, 12, 14, 6)]
-POLICY = DAILY_POLICY
 
 
 def assert_ledger_balances(lakehouse, total_run_id):
@@ -105,7 +104,7 @@ def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refre
     )
     assert (day_two.silver.mode, day_two.gold.mode) == ("incremental", "incremental")
     land(spark, one_by_one, tmp_path / "a_landing", "late.csv", LATE, now=INGESTED[2])
-    last = build_silver(spark, one_by_one, SilverConfig(one_by_one.config, **POLICY))
+    last = build_silver(spark, one_by_one, SilverConfig(one_by_one.config, **DAILY_POLICY))
     gold = build_gold(spark, one_by_one, GoldConfig(one_by_one.config))
     assert (last.mode, last.rule_version) == ("incremental", 1)
     # the late file's lines are older than the tables' as-of date: still an increment
@@ -118,7 +117,7 @@ def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refre
     days = (("day2.csv", DAY_2), ("late.csv", LATE))
     for (name, lines), now in zip(days, INGESTED[1:], strict=True):
         land(spark, at_once, tmp_path / "b_landing", name, lines, now=now)
-    both = build_silver(spark, at_once, SilverConfig(at_once.config, **POLICY))
+    both = build_silver(spark, at_once, SilverConfig(at_once.config, **DAILY_POLICY))
     assert (both.mode, len(both.new_batches)) == ("incremental", 2)
     assert build_gold(spark, at_once, GoldConfig(at_once.config)).mode == "incremental"
     for table in GOLD_TABLES:

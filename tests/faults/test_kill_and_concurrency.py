@@ -180,7 +180,8 @@ def test_silver_killed_after_its_first_commit_then_rerun_equals_an_uninterrupted
         assert_df_equality(killed.read(table), uninterrupted.read(table), ignore_row_order=True)
 
 
-DAILY_ARGS = ["--refit-after-days", "0", "--refit-drift", "1"]
+# DAILY_POLICY as the task's options
+DAILY_ARGS = [a for k, v in DAILY_POLICY.items() for a in (f"--{k.replace('_', '-')}", str(v))]
 
 
 def _assert_same_silver(killed: Lakehouse, uninterrupted: Lakehouse) -> None:

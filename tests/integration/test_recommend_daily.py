@@ -8,7 +8,7 @@ import json
 
 import pytest
 from chispa import assert_df_equality
-from daily_lines import UK, land
+from daily_lines import DAILY_POLICY, UK, land
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.tables import (
@@ -23,7 +23,6 @@ from retail_segmentation.silver.task import SilverConfig, build_silver
 
 pytestmark = pytest.mark.integration
 
-POLICY = {"refit_after_days": 0, "refit_drift": 1.0}
 PARAMS = AlsParams(rank=3, max_iter=5, alpha=10.0, top_n=3, seed=7, num_blocks=1)
 # 13047 buys the jam making set (day 1 proposed it); 14500 is a new customer
 DAY_2 = (
@@ -37,7 +36,7 @@ LENIENT = RefitPolicy(max_new_customer_share=0.5)
 
 def _day(spark, lakehouse, landing, name, lines):
     land(spark, lakehouse, landing, name, lines)
-    build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config, **POLICY))
+    build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config, **DAILY_POLICY))
     build_gold(spark, lakehouse, GoldConfig(tables=lakehouse.config))
 
 

@@ -13,7 +13,7 @@ from retail_segmentation.common.tables import (
     SILVER_QUARANTINE,
     SILVER_TRANSACTIONS,
 )
-from retail_segmentation.silver.task import SilverConfig, build_silver
+from retail_segmentation.silver.task import SilverConfig, batch_run_id, build_silver
 
 HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
 # A few good lines every landing folder below also holds: two customers, three products.
@@ -44,11 +44,13 @@ def silver(spark, lakehouse, **options):
     return build_silver(spark, lakehouse, SilverConfig(tables=lakehouse.config, **options))
 
 
-def quarantined(lakehouse) -> dict[str, list[str]]:
-    """rule -> the invoices it quarantined."""
+def quarantined(lakehouse, batch_id: str | None = None) -> dict[str, list[str]]:
+    """rule -> the invoices it quarantined (of one bronze batch, given its id)."""
+    quarantine = lakehouse.read(SILVER_QUARANTINE)
+    if batch_id is not None:
+        quarantine = quarantine.where(F.col("_batch_id") == batch_id)
     rows = (
-        lakehouse.read(SILVER_QUARANTINE)
-        .groupBy("_quarantine_rule")
+        quarantine.groupBy("_quarantine_rule")
         .agg(F.sort_array(F.collect_list(F.coalesce("invoice", F.lit("?")))).alias("invoices"))
         .collect()
     )
@@ -72,3 +74,32 @@ def assert_balanced(lakehouse, result) -> None:
         quarantine,
     )
     assert balance.rows_removed == result.duplicates_removed
+
+
+def good_lines(offset: int = 0) -> tuple[str, ...]:
+    """GOOD_LINES with each invoice number raised by `offset`: the same two customers and
+    three products in lines no other case's lines duplicate (silver removes an identical line
+    landed again, and bronze skips a file whose bytes it has ingested)."""
+    return tuple(str(int(line[:6]) + offset) + line[6:] for line in GOOD_LINES)
+
+
+def assert_batch_balanced(lakehouse, batch_id: str) -> None:
+    """One bronze batch: bronze = silver + quarantine + removed duplicates, counted in the
+    tables by `_batch_id`, and the ledger's balance entry of the batch says the same."""
+    counts = {
+        table: lakehouse.read(table).where(F.col("_batch_id") == batch_id).count()
+        for table in (BRONZE_TRANSACTIONS, SILVER_TRANSACTIONS, SILVER_QUARANTINE)
+    }
+    balance = (
+        lakehouse.read(PIPELINE_LEDGER)
+        .where((F.col("run_id") == batch_run_id(batch_id)) & (F.col("rule") == "balance"))
+        .first()
+    )
+    assert balance is not None, f"no balance entry for batch {batch_id}"
+    bronze, silver, quarantine = counts.values()
+    assert (balance.rows_in, balance.rows_out, balance.rows_quarantined) == (
+        bronze,
+        silver,
+        quarantine,
+    )
+    assert balance.rows_removed == bronze - silver - quarantine >= 0

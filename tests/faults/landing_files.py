@@ -3,17 +3,24 @@ for (bronze = silver + quarantine + removed duplicates, in the tables and the le
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 from pyspark.sql import functions as F
 
 from retail_segmentation.bronze.columns import SourceFormat
-from retail_segmentation.bronze.task import BronzeConfig, ingest_bronze
+from retail_segmentation.bronze.task import BronzeConfig, BronzeResult, ingest_bronze
+from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.tables import (
     BRONZE_TRANSACTIONS,
     PIPELINE_LEDGER,
     SILVER_QUARANTINE,
     SILVER_TRANSACTIONS,
+    Lakehouse,
 )
-from retail_segmentation.silver.task import SilverConfig, batch_run_id, build_silver
+from retail_segmentation.silver.task import SilverConfig, SilverResult, batch_run_id, build_silver
 
 HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
 # A few good lines every landing folder below also holds: two customers, three products.
@@ -103,3 +110,65 @@ def assert_batch_balanced(lakehouse, batch_id: str) -> None:
         quarantine,
     )
     assert balance.rows_removed == bronze - silver - quarantine >= 0
+
+
+class _Collected(logging.Handler):
+    """The messages logged to it."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@dataclass(frozen=True)
+class Landed:
+    """Cases landed side by side in one lakehouse, one folder and one bronze batch each
+    (`ingested[case]`, as a day's folders would land), then cleaned by one silver run."""
+
+    lakehouse: Lakehouse
+    ingested: dict[str, BronzeResult]
+    silver: SilverResult
+    log: str  # what bronze logged at WARNING and above while ingesting
+
+    @classmethod
+    def build(
+        cls,
+        spark,
+        root: Path,
+        schema: str,
+        land_cases: Callable[..., dict[str, BronzeResult]],
+    ) -> Landed:
+        """`land_cases(spark, lakehouse, landing_root)` writes and ingests each case's folder."""
+        lakehouse = Lakehouse.attach(
+            spark, TableConfig(schema=schema, lakehouse_dir=str(root / "lakehouse"))
+        )
+        handler = _Collected(logging.WARNING)
+        bronze_log = logging.getLogger("retail_segmentation.bronze")
+        bronze_log.addHandler(handler)
+        try:
+            ingested = land_cases(spark, lakehouse, root / "landing")
+        finally:
+            bronze_log.removeHandler(handler)
+        return cls(lakehouse, ingested, silver(spark, lakehouse), "\n".join(handler.messages))
+
+    def batch(self, case: str) -> str:
+        batch_id = self.ingested[case].batch_id
+        assert batch_id is not None, f"case {case} ingested nothing"
+        return batch_id
+
+    def read(self, table: str, case: str):
+        """The rows of `table` from the case's bronze batch."""
+        return self.lakehouse.read(table).where(F.col("_batch_id") == self.batch(case))
+
+    def assert_balanced(self) -> None:
+        """Each case's batch balances, and so do the totals; one batch per case that brought
+        lines."""
+        for result in self.ingested.values():
+            if result.batch_id is not None:
+                assert_batch_balanced(self.lakehouse, result.batch_id)
+        assert_balanced(self.lakehouse, self.silver)
+        batches = self.lakehouse.read(BRONZE_TRANSACTIONS).select("_batch_id").distinct()
+        assert batches.count() == sum(r.batch_id is not None for r in self.ingested.values())

@@ -11,8 +11,6 @@ case removes another's as a duplicate."""
 from __future__ import annotations
 
 import json
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,12 +18,10 @@ from chispa import assert_df_equality
 from landing_files import (
     GOOD_LINES,
     HEADER,
-    assert_balanced,
-    assert_batch_balanced,
+    Landed,
     good_lines,
     ingest,
     quarantined,
-    silver,
     write_landed,
 )
 from pyspark.sql import Observation
@@ -33,7 +29,6 @@ from pyspark.sql import functions as F
 
 from retail_segmentation.bronze.columns import SourceFormat
 from retail_segmentation.bronze.task import BronzeResult
-from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.errors import IngestError
 from retail_segmentation.common.tables import (
     BRONZE_TRANSACTIONS,
@@ -44,7 +39,6 @@ from retail_segmentation.common.tables import (
     Lakehouse,
 )
 from retail_segmentation.gold.task import GoldConfig, build_gold
-from retail_segmentation.silver.task import SilverResult
 
 pytestmark = pytest.mark.faults
 
@@ -76,24 +70,6 @@ CANCELLED_LINES = (  # every line of customer 19999, and no order to match
     "C900020,85123A,WHITE HANGING HEART,-6,2010-12-05 10:00:00,2.55,19999.0,France",
     "C900021,22633,HAND WARMER UNION JACK,-2,2010-12-05 11:00:00,1.85,19999.0,France",
 )
-
-
-@dataclass(frozen=True)
-class Landed:
-    """The cases' folders ingested one batch each (`ingested[case]`), then one silver run."""
-
-    lakehouse: Lakehouse
-    ingested: dict[str, BronzeResult]
-    silver: SilverResult
-    log: str  # what bronze logged at WARNING and above while ingesting
-
-    def batch(self, case: str) -> str:
-        batch_id = self.ingested[case].batch_id
-        assert batch_id is not None, f"case {case} ingested nothing"
-        return batch_id
-
-    def read(self, table: str, case: str):
-        return self.lakehouse.read(table).where(F.col("_batch_id") == self.batch(case))
 
 
 def _land_cases(spark, lakehouse: Lakehouse, root: Path) -> dict[str, BronzeResult]:
@@ -147,29 +123,12 @@ def _land_cases(spark, lakehouse: Lakehouse, root: Path) -> dict[str, BronzeResu
 @pytest.fixture(scope="module")
 def landed(spark, tmp_path_factory) -> Landed:
     root = tmp_path_factory.mktemp("bad-input")
-    lakehouse = Lakehouse.attach(
-        spark, TableConfig(schema="bad_input", lakehouse_dir=str(root / "lakehouse"))
-    )
-    records: list[str] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
-    bronze_log = logging.getLogger("retail_segmentation.bronze")
-    bronze_log.addHandler(handler)
-    try:
-        ingested = _land_cases(spark, lakehouse, root / "landing")
-    finally:
-        bronze_log.removeHandler(handler)
-    return Landed(lakehouse, ingested, silver(spark, lakehouse), "\n".join(records))
+    return Landed.build(spark, root, "bad_input", _land_cases)
 
 
 def test_every_case_balances_in_its_batch_and_in_total(landed):
-    for result in landed.ingested.values():
-        if result.batch_id is not None:
-            assert_batch_balanced(landed.lakehouse, result.batch_id)
-    assert_balanced(landed.lakehouse, landed.silver)
-    # one batch per case that brought lines; the same file landed again brought none
-    batches = landed.lakehouse.read(BRONZE_TRANSACTIONS).select("_batch_id").distinct().count()
-    assert batches == len(landed.ingested) - 1
+    landed.assert_balanced()
+    assert landed.ingested["twice_again"].batch_id is None  # the same file again: no batch
     assert landed.silver.mode == "refit"
 
 

@@ -2,7 +2,11 @@
 month-first and day-first form, whitespace-aligned text, gzip, Excel and Parquet files, files
 of other kinds, a batch silver cannot use, and the generator's own output folder. Each file is
 made here, small; each case ends in silver rows, quarantine rows with their rule, or one clear
-error naming the file and the fix, and the ledger balances."""
+error naming the file and the fix, and the ledger balances.
+
+The exports that clean without an error land side by side in one lakehouse, one folder and
+bronze batch each, and one silver run cleans them all (tests/faults/landing_files.Landed);
+each test reads its own batch."""
 
 from __future__ import annotations
 
@@ -14,7 +18,15 @@ import openpyxl
 import pandas as pd
 import pytest
 from chispa import assert_df_equality
-from landing_files import GOOD_LINES, HEADER, assert_balanced, ingest, silver, write_landed
+from landing_files import (
+    GOOD_LINES,
+    HEADER,
+    Landed,
+    assert_balanced,
+    ingest,
+    silver,
+    write_landed,
+)
 from pyspark.sql import functions as F
 
 from retail_segmentation.bronze.columns import SourceFormat
@@ -30,6 +42,7 @@ from retail_segmentation.common.tables import (
     SILVER_TRANSACTIONS,
 )
 from retail_segmentation.data.generator import TRUTH_FILE, GeneratorConfig, write_dataset
+from retail_segmentation.silver.task import batch_run_id
 
 pytestmark = pytest.mark.faults
 
@@ -37,27 +50,27 @@ TS = dt.datetime
 LINE_DDL = "invoice string, customer_id string, invoice_date timestamp, quantity int, price double"
 
 
-def _silver_lines(lakehouse):
-    """The typed lines as read (before IQR clipping, which moves values of tiny samples)."""
-    return lakehouse.read(SILVER_TRANSACTIONS).select(
-        "invoice",
-        "customer_id",
-        "invoice_date",
-        F.col("quantity_original").alias("quantity"),
-        F.col("price_original").alias("price"),
-    )
+DATE_LINE = "{inv},85123A,HEART,6,{date},2.55,17850,United Kingdom"
+DATE_FILES = {
+    "iso_seconds.csv": ["2010-12-13 08:26:00", "2010-12-14 09:00:00"],
+    "iso_t.csv": ["2010-12-13T08:26", "2010-12-14T09:00"],
+    "ymd.csv": ["20101213", "20101214"],
+    "ymd_slash.csv": ["2010/12/13", "2010/12/14"],
+    "us.csv": ["12/13/2010 8:26", "12/14/2010 9:00"],
+    "uk.csv": ["13/12/2010 08:26", "1/12/2010 09:00"],  # 13 decides: day-first
+    "uk_date_only.csv": ["13/12/2010", "14/12/2010"],
+}
+CDNOW_MAPPING = {"customer_id": "_c0", "invoice_date": "_c1", "quantity": "_c2", "amount": "_c3"}
 
 
-def _rules(lakehouse) -> dict[str, int]:
-    rows = lakehouse.read(SILVER_QUARANTINE).groupBy("_quarantine_rule").count().collect()
-    return {r["_quarantine_rule"]: r["count"] for r in rows}
-
-
-def test_r_and_pandas_missing_value_tokens_never_become_a_customer(spark, lakehouse, tmp_path):
-    landing = tmp_path / "landing"
+def _land_cases(spark, lakehouse, root) -> dict:
+    """The exports that clean without an error, one folder and bronze batch each (their
+    invoice numbers differ from case to case, so no case completes or repeats another's)."""
+    ingested = {}
+    tokens = root / "tokens"
     # R's write.csv: quoted text, NA unquoted; pandas' to_csv: NaN, blank and 13085.0 ids
     write_landed(
-        landing,
+        tokens,
         "from_r.csv",
         [
             '"536370","22728","ALARM CLOCK",24,"2010-12-01 08:45:00",3.75,NA,"France"',
@@ -67,7 +80,7 @@ def test_r_and_pandas_missing_value_tokens_never_become_a_customer(spark, lakeho
         ],
     )
     write_landed(
-        landing,
+        tokens,
         "from_pandas.csv",
         [
             "536373,21730,GLASS STAR,6,2010-12-01 09:00:00,4.25,NaN,United Kingdom",
@@ -76,10 +89,103 @@ def test_r_and_pandas_missing_value_tokens_never_become_a_customer(spark, lakeho
             "536376,21733,TEA LIGHT,6,2010-12-01 09:03:00,1.25,13085.0,United Kingdom",
         ],
     )
-    ingest(spark, lakehouse, landing)
+    ingested["tokens"] = ingest(spark, lakehouse, tokens)
 
-    result = silver(spark, lakehouse)
+    dates = root / "dates"
+    for number, (name, values) in enumerate(DATE_FILES.items()):
+        lines = [DATE_LINE.format(inv=f"5{number}{i}", date=d) for i, d in enumerate(values)]
+        write_landed(dates, name, lines)
+    ingested["dates"] = ingest(spark, lakehouse, dates)
 
+    cdnow = root / "cdnow"  # the CDNOW shape: customer, yyyyMMdd, items, amount; no header
+    cdnow.mkdir(parents=True)
+    (cdnow / "CDNOW_master.txt").write_text(
+        "\n".join(
+            [
+                "00001 19970101  1  11.77",
+                "00002 19970112  1  12.00",
+                "00002 19970112  1  12.00",  # the same line again: a second purchase
+                "00003 19970102  2  20.76",
+                "00003 19970330  NA  NA",
+                "00004 1997 01 01  1  29.33",  # a line that does not fit: kept as raw text
+            ]
+        )
+        + "\n"
+    )
+    ingested["cdnow"] = ingest(spark, lakehouse, cdnow, SourceFormat(column_mapping=CDNOW_MAPPING))
+
+    aligned = root / "aligned"
+    aligned.mkdir()
+    (aligned / "log.txt").write_text(
+        "Invoice  StockCode  Quantity  InvoiceDate  Price  CustomerID\n"
+        "537365   85123A     6         20101201     2.55   17850\n"
+        "537366   71053      6         20101202     3.39   17850\n"
+    )
+    ingested["aligned"] = ingest(spark, lakehouse, aligned)
+
+    kinds = root / "kinds"
+    kinds.mkdir()
+    with gzip.open(kinds / "day1.csv.gz", "wt", encoding="utf-8") as out:
+        out.write("\n".join([HEADER, *GOOD_LINES[:2]]) + "\n")
+    # the UCI workbook's shape: one sheet per year, dates as Excel dates, ids as numbers
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    first.title = "Year 2009-2010"
+    xl_header = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price"]
+    xl_header += ["Customer ID", "Country"]
+    first.append(xl_header)
+    first.append([489434, "85048", "ROSE LIGHTS", 12, TS(2009, 12, 1, 7, 45), 6.95, 13085.0, "UK"])
+    first.append([489435, "22350", "CAT BOWL", 12, TS(2009, 12, 1, 7, 46), 2.1, None, "UK"])
+    second = workbook.create_sheet("Year 2010-2011")
+    second.append(xl_header)
+    second.append([536365, "85123A", "HEART", 6, TS(2010, 12, 1, 8, 26), 2.55, 17850, "UK"])
+    workbook.save(kinds / "online_retail_II.xlsx")
+    pd.DataFrame(
+        {
+            "InvoiceNo": ["536400", "536401"],
+            "StockCode": ["21730", "21731"],
+            "Quantity": pd.array([6, 3], dtype="int64"),
+            "InvoiceDate": pd.to_datetime(["2010-12-05 10:00", "2010-12-05 11:30"]),
+            "UnitPrice": [4.25, 1.65],
+            "CustomerID": [12583.0, float("nan")],
+            "Country": ["France", "France"],
+        }
+    ).to_parquet(kinds / "shop.parquet", index=False)
+    ingested["kinds"] = ingest(spark, lakehouse, kinds)
+    # landed again under the same names: nothing new, whatever the kind
+    ingested["kinds_again"] = ingest(spark, lakehouse, kinds)
+    return ingested
+
+
+@pytest.fixture(scope="module")
+def landed(spark, tmp_path_factory) -> Landed:
+    return Landed.build(spark, tmp_path_factory.mktemp("exports"), "exports", _land_cases)
+
+
+def _silver_lines_of(landed, case):
+    """The case's typed lines as read (before IQR clipping, which moves values of tiny
+    samples)."""
+    return landed.read(SILVER_TRANSACTIONS, case).select(
+        "invoice",
+        "customer_id",
+        "invoice_date",
+        F.col("quantity_original").alias("quantity"),
+        F.col("price_original").alias("price"),
+    )
+
+
+def _rules_of(landed, case) -> dict[str, int]:
+    rows = landed.read(SILVER_QUARANTINE, case).groupBy("_quarantine_rule").count().collect()
+    return {r["_quarantine_rule"]: r["count"] for r in rows}
+
+
+def test_every_export_balances_in_its_batch_and_in_total(landed):
+    landed.assert_balanced()
+    assert landed.ingested["kinds_again"].batch_id is None
+    assert landed.silver.mode == "refit"
+
+
+def test_r_and_pandas_missing_value_tokens_never_become_a_customer(spark, landed):
     expected = spark.createDataFrame(
         [
             ("536372", "12583", TS(2010, 12, 1, 8, 47), 4, 3.75),
@@ -89,35 +195,17 @@ def test_r_and_pandas_missing_value_tokens_never_become_a_customer(spark, lakeho
         LINE_DDL,
     )
     assert_df_equality(
-        _silver_lines(lakehouse), expected, ignore_row_order=True, ignore_nullable=True
+        _silver_lines_of(landed, "tokens"), expected, ignore_row_order=True, ignore_nullable=True
     )
-    assert _rules(lakehouse) == {"missing_customer_id": 5}
-    assert lakehouse.read(SILVER_TRANSACTIONS).where(F.col("customer_id") == "NA").count() == 0
-    assert_balanced(lakehouse, result)
+    assert _rules_of(landed, "tokens") == {"missing_customer_id": 5}
+    no_customer = F.col("customer_id").isin("NA", "NaN", "null", "")
+    assert landed.lakehouse.read(SILVER_TRANSACTIONS).where(no_customer).isEmpty()
 
 
-def test_dates_are_parsed_with_each_files_own_format(spark, lakehouse, tmp_path):
-    landing = tmp_path / "landing"
-    line = "{inv},85123A,HEART,6,{date},2.55,17850,United Kingdom"
-    files = {
-        "iso_seconds.csv": ["2010-12-13 08:26:00", "2010-12-14 09:00:00"],
-        "iso_t.csv": ["2010-12-13T08:26", "2010-12-14T09:00"],
-        "ymd.csv": ["20101213", "20101214"],
-        "ymd_slash.csv": ["2010/12/13", "2010/12/14"],
-        "us.csv": ["12/13/2010 8:26", "12/14/2010 9:00"],
-        "uk.csv": ["13/12/2010 08:26", "1/12/2010 09:00"],  # 13 decides: day-first
-        "uk_date_only.csv": ["13/12/2010", "14/12/2010"],
-    }
-    for number, (name, dates) in enumerate(files.items()):
-        lines = [line.format(inv=f"5{number}{i}", date=d) for i, d in enumerate(dates)]
-        write_landed(landing, name, lines)
-    ingest(spark, lakehouse, landing)
-
-    result = silver(spark, lakehouse)
-
+def test_dates_are_parsed_with_each_files_own_format(landed):
     parsed = {
         (r["_source_file"].rsplit("/", 1)[1], r["invoice_date"])
-        for r in lakehouse.read(SILVER_TRANSACTIONS)
+        for r in landed.read(SILVER_TRANSACTIONS, "dates")
         .select("_source_file", "invoice_date")
         .collect()
     }
@@ -138,7 +226,11 @@ def test_dates_are_parsed_with_each_files_own_format(spark, lakehouse, tmp_path)
         ("uk_date_only.csv", first),
         ("uk_date_only.csv", second),
     }
-    formats = {f.file.rsplit("/", 1)[1]: f.pattern for f in result.date_formats}
+    formats = {
+        f.file.rsplit("/", 1)[1]: f.pattern
+        for f in landed.silver.date_formats
+        if "/dates/" in f.file
+    }
     assert formats == {
         "iso_seconds.csv": "yyyy-MM-dd HH:mm:ss",
         "iso_t.csv": "yyyy-MM-dd'T'HH:mm",
@@ -148,15 +240,85 @@ def test_dates_are_parsed_with_each_files_own_format(spark, lakehouse, tmp_path)
         "uk.csv": "d/M/yyyy H:mm",
         "uk_date_only.csv": "d/M/yyyy",
     }
+    # the ledger records every file's format, as the run found them
     ledger = (
-        lakehouse.read(PIPELINE_LEDGER)
-        .where((F.col("run_id") == result.run_id) & (F.col("rule") == "parse_types"))
+        landed.lakehouse.read(PIPELINE_LEDGER)
+        .where((F.col("run_id") == landed.silver.run_id) & (F.col("rule") == "parse_types"))
         .first()
     )
     assert json.loads(ledger.detail)["date_formats"] == {
-        f.file: f.pattern for f in result.date_formats
+        f.file: f.pattern for f in landed.silver.date_formats
     }
-    assert_balanced(lakehouse, result)
+
+
+def test_a_whitespace_aligned_log_without_header_or_invoice_numbers(spark, landed):
+    """The CDNOW shape: customer id, yyyyMMdd date, items, amount, aligned with spaces."""
+    actual = _silver_lines_of(landed, "cdnow").drop("invoice")
+    expected = spark.createDataFrame(
+        [
+            ("00001", TS(1997, 1, 1), 1, 11.77),
+            ("00002", TS(1997, 1, 12), 1, 12.0),
+            ("00002", TS(1997, 1, 12), 1, 12.0),
+            ("00003", TS(1997, 1, 2), 2, 10.38),
+        ],
+        "customer_id string, invoice_date timestamp, quantity int, price double",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    assert _rules_of(landed, "cdnow") == {"malformed_record": 1, "invalid_quantity": 1}
+    entries = {
+        r.rule: r
+        for r in landed.lakehouse.read(PIPELINE_LEDGER)
+        .where(F.col("run_id") == batch_run_id(landed.batch("cdnow")))
+        .collect()
+    }
+    assert entries["balance"].rows_removed == 0  # no line removed as a duplicate
+    duplicates = json.loads(entries["remove_exact_duplicates"].detail)
+    assert duplicates == {"identical_lines_kept_as_purchases": 1}
+
+
+def test_a_whitespace_aligned_file_with_a_header_is_detected(spark, landed):
+    expected = spark.createDataFrame(
+        [
+            ("537365", "17850", TS(2010, 12, 1), 6, 2.55),
+            ("537366", "17850", TS(2010, 12, 2), 6, 3.39),
+        ],
+        LINE_DDL,
+    )
+    assert_df_equality(
+        _silver_lines_of(landed, "aligned"), expected, ignore_row_order=True, ignore_nullable=True
+    )
+
+
+def test_gzip_excel_and_parquet_land_through_the_same_path(spark, landed):
+    assert landed.ingested["kinds"].rows_ingested == 2 + 3 + 2
+    expected = spark.createDataFrame(
+        [
+            ("536365", "17850", TS(2010, 12, 1, 8, 26), 6, 2.55),
+            ("536365", "17850", TS(2010, 12, 1, 8, 26), 6, 3.39),
+            ("489434", "13085", TS(2009, 12, 1, 7, 45), 12, 6.95),
+            ("536365", "17850", TS(2010, 12, 1, 8, 26), 6, 2.55),
+            ("536400", "12583", TS(2010, 12, 5, 10), 6, 4.25),
+        ],
+        LINE_DDL,
+    )
+    assert_df_equality(
+        _silver_lines_of(landed, "kinds"), expected, ignore_row_order=True, ignore_nullable=True
+    )
+    assert _rules_of(landed, "kinds") == {"missing_customer_id": 2}
+    provenance = {
+        (r["_source_file"].rsplit("/", 1)[1], r["_extra_columns"])
+        for r in landed.read(BRONZE_TRANSACTIONS, "kinds")
+        .select("_source_file", "_extra_columns")
+        .collect()
+    }
+    assert provenance == {
+        ("day1.csv.gz", None),
+        ("online_retail_II.xlsx", '{"_sheet":"Year 2009-2010"}'),
+        ("online_retail_II.xlsx", '{"_sheet":"Year 2010-2011"}'),
+        ("shop.parquet", None),
+    }
+    # landed again under the same names: nothing new, whatever the kind
+    assert landed.ingested["kinds_again"].rows_ingested == 0
 
 
 def test_a_file_that_fits_day_first_and_month_first_is_refused_until_declared(
@@ -252,138 +414,6 @@ def test_a_batch_of_only_unmatched_cancellations_fails_silver_after_its_writes(
     balances = lakehouse.read(PIPELINE_LEDGER).where(F.col("rule") == "balance").collect()
     # only the first run's (its batch's and its totals): the next run cleans the batch again
     assert sorted(b.rows_in for b in balances) == [len(GOOD_LINES)] * 2
-
-
-def test_a_whitespace_aligned_log_without_header_or_invoice_numbers(spark, lakehouse, tmp_path):
-    """The CDNOW shape: customer id, yyyyMMdd date, items, amount, aligned with spaces."""
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    (landing / "CDNOW_master.txt").write_text(
-        "\n".join(
-            [
-                "00001 19970101  1  11.77",
-                "00002 19970112  1  12.00",
-                "00002 19970112  1  12.00",  # the same line again: a second purchase
-                "00003 19970102  2  20.76",
-                "00003 19970330  NA  NA",
-                "00004 1997 01 01  1  29.33",  # a line that does not fit: kept as raw text
-            ]
-        )
-        + "\n"
-    )
-    mapping = {"customer_id": "_c0", "invoice_date": "_c1", "quantity": "_c2", "amount": "_c3"}
-    ingest(spark, lakehouse, landing, SourceFormat(column_mapping=mapping))
-
-    result = silver(spark, lakehouse)
-
-    actual = _silver_lines(lakehouse).drop("invoice")
-    expected = spark.createDataFrame(
-        [
-            ("00001", TS(1997, 1, 1), 1, 11.77),
-            ("00002", TS(1997, 1, 12), 1, 12.0),
-            ("00002", TS(1997, 1, 12), 1, 12.0),
-            ("00003", TS(1997, 1, 2), 2, 10.38),
-        ],
-        "customer_id string, invoice_date timestamp, quantity int, price double",
-    )
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
-    assert _rules(lakehouse) == {"malformed_record": 1, "invalid_quantity": 1}
-    assert (result.duplicates_removed, result.repeat_lines) == (0, 1)
-    duplicates = (
-        lakehouse.read(PIPELINE_LEDGER)
-        .where((F.col("run_id") == result.run_id) & (F.col("rule") == "remove_exact_duplicates"))
-        .first()
-    )
-    assert json.loads(duplicates.detail) == {"identical_lines_kept_as_purchases": 1}
-    assert_balanced(lakehouse, result)
-
-
-def test_a_whitespace_aligned_file_with_a_header_is_detected(spark, lakehouse, tmp_path):
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    (landing / "log.txt").write_text(
-        "Invoice  StockCode  Quantity  InvoiceDate  Price  CustomerID\n"
-        "536365   85123A     6         20101201     2.55   17850\n"
-        "536366   71053      6         20101202     3.39   17850\n"
-    )
-    ingest(spark, lakehouse, landing)
-    result = silver(spark, lakehouse)
-    expected = spark.createDataFrame(
-        [
-            ("536365", "17850", TS(2010, 12, 1), 6, 2.55),
-            ("536366", "17850", TS(2010, 12, 2), 6, 3.39),
-        ],
-        LINE_DDL,
-    )
-    assert_df_equality(
-        _silver_lines(lakehouse), expected, ignore_row_order=True, ignore_nullable=True
-    )
-    assert_balanced(lakehouse, result)
-
-
-def test_gzip_excel_and_parquet_land_through_the_same_path(spark, lakehouse, tmp_path):
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    with gzip.open(landing / "day1.csv.gz", "wt", encoding="utf-8") as out:
-        out.write("\n".join([HEADER, *GOOD_LINES[:2]]) + "\n")
-    # the UCI workbook's shape: one sheet per year, dates as Excel dates, ids as numbers
-    workbook = openpyxl.Workbook()
-    first = workbook.active
-    first.title = "Year 2009-2010"
-    xl_header = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price"]
-    xl_header += ["Customer ID", "Country"]
-    first.append(xl_header)
-    first.append([489434, "85048", "ROSE LIGHTS", 12, TS(2009, 12, 1, 7, 45), 6.95, 13085.0, "UK"])
-    first.append([489435, "22350", "CAT BOWL", 12, TS(2009, 12, 1, 7, 46), 2.1, None, "UK"])
-    second = workbook.create_sheet("Year 2010-2011")
-    second.append(xl_header)
-    second.append([536365, "85123A", "HEART", 6, TS(2010, 12, 1, 8, 26), 2.55, 17850, "UK"])
-    workbook.save(landing / "online_retail_II.xlsx")
-    pd.DataFrame(
-        {
-            "InvoiceNo": ["536400", "536401"],
-            "StockCode": ["21730", "21731"],
-            "Quantity": pd.array([6, 3], dtype="int64"),
-            "InvoiceDate": pd.to_datetime(["2010-12-05 10:00", "2010-12-05 11:30"]),
-            "UnitPrice": [4.25, 1.65],
-            "CustomerID": [12583.0, float("nan")],
-            "Country": ["France", "France"],
-        }
-    ).to_parquet(landing / "shop.parquet", index=False)
-
-    bronze = ingest(spark, lakehouse, landing)
-    result = silver(spark, lakehouse)
-
-    assert bronze.rows_ingested == 2 + 3 + 2
-    expected = spark.createDataFrame(
-        [
-            ("536365", "17850", TS(2010, 12, 1, 8, 26), 6, 2.55),
-            ("536365", "17850", TS(2010, 12, 1, 8, 26), 6, 3.39),
-            ("489434", "13085", TS(2009, 12, 1, 7, 45), 12, 6.95),
-            ("536365", "17850", TS(2010, 12, 1, 8, 26), 6, 2.55),
-            ("536400", "12583", TS(2010, 12, 5, 10), 6, 4.25),
-        ],
-        LINE_DDL,
-    )
-    assert_df_equality(
-        _silver_lines(lakehouse), expected, ignore_row_order=True, ignore_nullable=True
-    )
-    assert _rules(lakehouse) == {"missing_customer_id": 2}
-    provenance = {
-        (r["_source_file"].rsplit("/", 1)[1], r["_extra_columns"])
-        for r in lakehouse.read(BRONZE_TRANSACTIONS)
-        .select("_source_file", "_extra_columns")
-        .collect()
-    }
-    assert provenance == {
-        ("day1.csv.gz", None),
-        ("online_retail_II.xlsx", '{"_sheet":"Year 2009-2010"}'),
-        ("online_retail_II.xlsx", '{"_sheet":"Year 2010-2011"}'),
-        ("shop.parquet", None),
-    }
-    assert_balanced(lakehouse, result)
-    # landed again under the same names: nothing new, whatever the kind
-    assert ingest(spark, lakehouse, landing).rows_ingested == 0
 
 
 def test_one_excel_sheet_by_name_and_an_unknown_sheet_named_in_the_error(

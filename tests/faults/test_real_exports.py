@@ -18,6 +18,7 @@ import openpyxl
 import pandas as pd
 import pytest
 from chispa import assert_df_equality
+from daily_lines import copy_lakehouse
 from landing_files import (
     GOOD_LINES,
     HEADER,
@@ -30,6 +31,7 @@ from landing_files import (
 from pyspark.sql import functions as F
 
 from retail_segmentation.bronze.columns import SourceFormat
+from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.errors import (
     AmbiguousDateError,
     IngestError,
@@ -40,6 +42,7 @@ from retail_segmentation.common.tables import (
     PIPELINE_LEDGER,
     SILVER_QUARANTINE,
     SILVER_TRANSACTIONS,
+    Lakehouse,
 )
 from retail_segmentation.data.generator import TRUTH_FILE, GeneratorConfig, write_dataset
 from retail_segmentation.silver.task import batch_run_id
@@ -352,11 +355,24 @@ def test_a_file_that_fits_day_first_and_month_first_is_refused_until_declared(
     assert_balanced(lakehouse, result)
 
 
-def test_a_batch_that_is_all_quarantine_fails_silver_in_one_sentence(spark, lakehouse, tmp_path):
-    landing = tmp_path / "landing"
-    write_landed(landing, "good.csv", GOOD_LINES)
-    ingest(spark, lakehouse, landing)
+@pytest.fixture(scope="module")
+def good_day(spark, tmp_path_factory) -> Lakehouse:
+    """good.csv landed and cleaned: the first day of the tests below, which copy it."""
+    root = tmp_path_factory.mktemp("good-day")
+    lakehouse = Lakehouse.attach(
+        spark, TableConfig(schema="good_day", lakehouse_dir=str(root / "lakehouse"))
+    )
+    write_landed(root / "landing", "good.csv", GOOD_LINES)
+    ingest(spark, lakehouse, root / "landing")
     silver(spark, lakehouse)
+    return lakehouse
+
+
+def test_a_batch_that_is_all_quarantine_fails_silver_in_one_sentence(
+    spark, lakehouse, tmp_path, good_day
+):
+    lakehouse = copy_lakehouse(spark, good_day, lakehouse.config)
+    landing = tmp_path / "landing"  # the second day's folder
     # a second day's file whose dates no known format fits
     write_landed(
         landing,
@@ -389,12 +405,10 @@ def test_a_batch_that_is_all_quarantine_fails_silver_in_one_sentence(spark, lake
 
 
 def test_a_batch_of_only_unmatched_cancellations_fails_silver_after_its_writes(
-    spark, lakehouse, tmp_path
+    spark, lakehouse, tmp_path, good_day
 ):
-    landing = tmp_path / "landing"
-    write_landed(landing, "good.csv", GOOD_LINES)
-    ingest(spark, lakehouse, landing)
-    silver(spark, lakehouse)
+    lakehouse = copy_lakehouse(spark, good_day, lakehouse.config)
+    landing = tmp_path / "landing"  # the second day's folder
     write_landed(
         landing,
         "returns.csv",

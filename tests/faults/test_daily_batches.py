@@ -147,12 +147,14 @@ def test_two_days_at_once_and_a_late_file_equal_a_day_at_a_time_and_a_full_refre
     assert_ledger_balances(one_by_one, refresh.run_id)
 
 
-def test_a_file_landed_again_adds_nothing(spark, lakehouse, tmp_path):
-    landing = tmp_path / "landing"
-    land(spark, lakehouse, landing, "day1.csv", DAY_1)
-    first = build_silver(spark, lakehouse, SilverConfig(lakehouse.config))
+def test_a_file_landed_again_adds_nothing(spark, lakehouse, tmp_path, day_one_gold):
+    lakehouse = day_one_gold.copy(spark, lakehouse.config)  # day 1 landed and cleaned
+    first = day_one_gold.silver
     snapshot = {t: lakehouse.read(t).localCheckpoint() for t in (*TABLES, PIPELINE_LEDGER)}
-    shutil.copy(landing / "day1.csv", landing / "day1 (copy).csv")  # the same bytes again
+    landing = tmp_path / "landing"
+    # day 1's bytes again: in another folder, under another name, and at the same path again
+    assert land(spark, lakehouse, landing, "day1.csv", DAY_1) is None
+    shutil.copy(landing / "day1.csv", landing / "day1 (copy).csv")
     assert land(spark, lakehouse, landing, "day1.csv", DAY_1) is None
     again = build_silver(spark, lakehouse, SilverConfig(lakehouse.config))
     assert again.mode == "up_to_date"

@@ -64,23 +64,36 @@ def quarantined(lakehouse, batch_id: str | None = None) -> dict[str, list[str]]:
     return {r["_quarantine_rule"]: list(r["invoices"]) for r in rows}
 
 
-def assert_balanced(lakehouse, result) -> None:
-    """bronze = silver + quarantine + removed duplicates, in the tables and in the ledger."""
-    bronze = lakehouse.read(BRONZE_TRANSACTIONS).count()
-    silver = lakehouse.read(SILVER_TRANSACTIONS).count()
-    quarantine = lakehouse.read(SILVER_QUARANTINE).count()
-    assert bronze == silver + quarantine + result.duplicates_removed
+def _ledger_balance(lakehouse, run_id: str, batch_id: str | None = None) -> int:
+    """The rows counted in bronze, silver and the quarantine (of one bronze batch, given its
+    id) equal the ledger's balance entry of `run_id`, which removed the rest as duplicates:
+    that number of rows."""
+
+    def rows(table: str) -> int:
+        df = lakehouse.read(table)
+        return (df if batch_id is None else df.where(F.col("_batch_id") == batch_id)).count()
+
+    bronze, silver, quarantine = (
+        rows(t) for t in (BRONZE_TRANSACTIONS, SILVER_TRANSACTIONS, SILVER_QUARANTINE)
+    )
     balance = (
         lakehouse.read(PIPELINE_LEDGER)
-        .where((F.col("run_id") == result.run_id) & (F.col("rule") == "balance"))
+        .where((F.col("run_id") == run_id) & (F.col("rule") == "balance"))
         .first()
     )
+    assert balance is not None, f"no balance entry for {run_id}"
     assert (balance.rows_in, balance.rows_out, balance.rows_quarantined) == (
         bronze,
         silver,
         quarantine,
     )
-    assert balance.rows_removed == result.duplicates_removed
+    assert balance.rows_removed == bronze - silver - quarantine
+    return balance.rows_removed
+
+
+def assert_balanced(lakehouse, result) -> None:
+    """bronze = silver + quarantine + removed duplicates, in the tables and in the ledger."""
+    assert _ledger_balance(lakehouse, result.run_id) == result.duplicates_removed
 
 
 def good_lines(offset: int = 0) -> tuple[str, ...]:
@@ -93,23 +106,7 @@ def good_lines(offset: int = 0) -> tuple[str, ...]:
 def assert_batch_balanced(lakehouse, batch_id: str) -> None:
     """One bronze batch: bronze = silver + quarantine + removed duplicates, counted in the
     tables by `_batch_id`, and the ledger's balance entry of the batch says the same."""
-    counts = {
-        table: lakehouse.read(table).where(F.col("_batch_id") == batch_id).count()
-        for table in (BRONZE_TRANSACTIONS, SILVER_TRANSACTIONS, SILVER_QUARANTINE)
-    }
-    balance = (
-        lakehouse.read(PIPELINE_LEDGER)
-        .where((F.col("run_id") == batch_run_id(batch_id)) & (F.col("rule") == "balance"))
-        .first()
-    )
-    assert balance is not None, f"no balance entry for batch {batch_id}"
-    bronze, silver, quarantine = counts.values()
-    assert (balance.rows_in, balance.rows_out, balance.rows_quarantined) == (
-        bronze,
-        silver,
-        quarantine,
-    )
-    assert balance.rows_removed == bronze - silver - quarantine >= 0
+    assert _ledger_balance(lakehouse, batch_run_id(batch_id), batch_id) >= 0
 
 
 class _Collected(logging.Handler):

@@ -264,5 +264,5 @@ def test_a_customer_whose_every_line_is_cancelled_never_reaches_gold(spark, land
     # every customer with a line in silver, and only those: not 19999
     expected = lakehouse.read(SILVER_TRANSACTIONS).select("customer_id").distinct()
     assert_df_equality(customers, expected, ignore_row_order=True, ignore_nullable=True)
-    assert customers.where(F.col("customer_id") == "19999").isEmpty()
+    # 19999 is not among them
     assert sorted(r.customer_id for r in customers.collect()) == ["12583", "13047", "17850"]

@@ -31,6 +31,7 @@ from landing_files import (
 from pyspark.sql import functions as F
 
 from retail_segmentation.bronze.columns import SourceFormat
+from retail_segmentation.bronze.task import BronzeResult
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.errors import (
     AmbiguousDateError,
@@ -66,7 +67,7 @@ DATE_FILES = {
 CDNOW_MAPPING = {"customer_id": "_c0", "invoice_date": "_c1", "quantity": "_c2", "amount": "_c3"}
 
 
-def _land_cases(spark, lakehouse, root) -> dict:
+def _land_cases(spark, lakehouse, root) -> dict[str, BronzeResult]:
     """The exports that clean without an error, one folder and bronze batch each (their
     invoice numbers differ from case to case, so no case completes or repeats another's)."""
     ingested = {}

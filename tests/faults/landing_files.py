@@ -20,8 +20,15 @@ from retail_segmentation.common.tables import (
     SILVER_TRANSACTIONS,
     Lakehouse,
 )
-from retail_segmentation.silver.task import SilverConfig, SilverResult, batch_run_id, build_silver
+from retail_segmentation.silver.task import (
+    BATCH_RUN_PREFIX,
+    SilverConfig,
+    SilverResult,
+    build_silver,
+)
 
+# the tables silver writes a bronze line to, unless it removes it as a duplicate
+WRITTEN = (SILVER_TRANSACTIONS, SILVER_QUARANTINE)
 HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
 # A few good lines every landing folder below also holds: two customers, three products.
 GOOD_LINES = (
@@ -64,36 +71,44 @@ def quarantined(lakehouse, batch_id: str | None = None) -> dict[str, list[str]]:
     return {r["_quarantine_rule"]: list(r["invoices"]) for r in rows}
 
 
-def _ledger_balance(lakehouse, run_id: str, batch_id: str | None = None) -> int:
-    """The rows counted in bronze, silver and the quarantine (of one bronze batch, given its
-    id) equal the ledger's balance entry of `run_id`, which removed the rest as duplicates:
-    that number of rows."""
-
-    def rows(table: str) -> int:
-        df = lakehouse.read(table)
-        return (df if batch_id is None else df.where(F.col("_batch_id") == batch_id)).count()
-
-    bronze, silver, quarantine = (
-        rows(t) for t in (BRONZE_TRANSACTIONS, SILVER_TRANSACTIONS, SILVER_QUARANTINE)
-    )
-    balance = (
-        lakehouse.read(PIPELINE_LEDGER)
-        .where((F.col("run_id") == run_id) & (F.col("rule") == "balance"))
-        .first()
-    )
-    assert balance is not None, f"no balance entry for {run_id}"
-    assert (balance.rows_in, balance.rows_out, balance.rows_quarantined) == (
-        bronze,
-        silver,
-        quarantine,
-    )
-    assert balance.rows_removed == bronze - silver - quarantine
-    return balance.rows_removed
-
-
 def assert_balanced(lakehouse, result) -> None:
     """bronze = silver + quarantine + removed duplicates, in the tables and in the ledger."""
-    assert _ledger_balance(lakehouse, result.run_id) == result.duplicates_removed
+    counts = [lakehouse.read(t).count() for t in (BRONZE_TRANSACTIONS, *WRITTEN)]
+    balance = (
+        lakehouse.read(PIPELINE_LEDGER)
+        .where((F.col("run_id") == result.run_id) & (F.col("rule") == "balance"))
+        .first()
+    )
+    assert balance is not None, f"no balance entry for {result.run_id}"
+    assert [balance.rows_in, balance.rows_out, balance.rows_quarantined] == counts
+    assert balance.rows_removed == result.duplicates_removed == counts[0] - sum(counts[1:])
+
+
+def assert_ledger_balances(lakehouse, total_run_id: str) -> None:
+    """Per bronze batch: bronze = silver + quarantine + removed duplicates, the tables counted
+    by `_batch_id` and the batch's balance entry in the ledger alike; in total: the entry of
+    `total_run_id` is the sum of the batches'."""
+
+    def per_batch(table: str) -> dict[str, int]:
+        rows = lakehouse.read(table).groupBy("_batch_id").count().collect()
+        return {r["_batch_id"]: r["count"] for r in rows}
+
+    bronze, silver_rows, quarantine = (per_batch(t) for t in (BRONZE_TRANSACTIONS, *WRITTEN))
+    balances = lakehouse.read(PIPELINE_LEDGER).where("layer = 'silver' AND rule = 'balance'")
+    entries = {r.run_id: r for r in balances.collect()}
+    per_batch_entries = {
+        run_id[len(BATCH_RUN_PREFIX) :]: entry
+        for run_id, entry in entries.items()
+        if run_id.startswith(BATCH_RUN_PREFIX)
+    }
+    assert set(per_batch_entries) == set(bronze)
+    for batch, entry in per_batch_entries.items():
+        written = (silver_rows.get(batch, 0), quarantine.get(batch, 0))
+        assert (entry.rows_in, entry.rows_out, entry.rows_quarantined) == (bronze[batch], *written)
+        assert entry.rows_removed == bronze[batch] - sum(written)
+    total = entries[total_run_id]
+    for column in ("rows_in", "rows_out", "rows_quarantined", "rows_removed"):
+        assert total[column] == sum(e[column] for e in per_batch_entries.values()), column
 
 
 def good_lines(offset: int = 0) -> tuple[str, ...]:
@@ -101,12 +116,6 @@ def good_lines(offset: int = 0) -> tuple[str, ...]:
     three products in lines no other case's lines duplicate (silver removes an identical line
     landed again, and bronze skips a file whose bytes it has ingested)."""
     return tuple(str(int(line[:6]) + offset) + line[6:] for line in GOOD_LINES)
-
-
-def assert_batch_balanced(lakehouse, batch_id: str) -> None:
-    """One bronze batch: bronze = silver + quarantine + removed duplicates, counted in the
-    tables by `_batch_id`, and the ledger's balance entry of the batch says the same."""
-    assert _ledger_balance(lakehouse, batch_run_id(batch_id), batch_id) >= 0
 
 
 class _Collected(logging.Handler):
@@ -161,11 +170,10 @@ class Landed:
         return self.lakehouse.read(table).where(F.col("_batch_id") == self.batch(case))
 
     def assert_balanced(self) -> None:
-        """Each case's batch balances, and so do the totals; one batch per case that brought
-        lines."""
-        for result in self.ingested.values():
-            if result.batch_id is not None:
-                assert_batch_balanced(self.lakehouse, result.batch_id)
+        """Each case's batch balances, and so do the totals; bronze holds one batch per case
+        that brought lines, and no other."""
+        assert_ledger_balances(self.lakehouse, self.silver.run_id)
         assert_balanced(self.lakehouse, self.silver)
-        batches = self.lakehouse.read(BRONZE_TRANSACTIONS).select("_batch_id").distinct()
-        assert batches.count() == sum(r.batch_id is not None for r in self.ingested.values())
+        batches = {r.batch_id for r in self.ingested.values() if r.batch_id is not None}
+        rows = self.lakehouse.read(BRONZE_TRANSACTIONS).select("_batch_id").distinct().collect()
+        assert {r["_batch_id"] for r in rows} == batches

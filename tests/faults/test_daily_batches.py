@@ -19,6 +19,7 @@ from daily_lines import (
     copy_lakehouse,
     land,
 )
+from landing_files import assert_ledger_balances
 from pyspark.sql import functions as F
 
 from retail_segmentation.common.config import TableConfig
@@ -47,35 +48,6 @@ LATE = (
 )
 # the day after each file: day 1 (in day_one_gold), day 2 (in day_two), the late file
 INGESTED = [DAY_1_INGESTED, DAY_2_INGESTED, dt.datetime(2010, 12, 14, 6)]
-
-
-def assert_ledger_balances(lakehouse, total_run_id):
-    """Per batch: bronze = silver + quarantine + duplicates, as bronze and the tables count
-    them; in total: the sum of the batches."""
-    bronze = {
-        r["_batch_id"]: r["count"]
-        for r in lakehouse.read(BRONZE_TRANSACTIONS).groupBy("_batch_id").count().collect()
-    }
-    written = {}
-    for table in (SILVER_TRANSACTIONS, SILVER_QUARANTINE):
-        for r in lakehouse.read(table).groupBy("_batch_id").count().collect():
-            written[r["_batch_id"]] = written.get(r["_batch_id"], 0) + r["count"]
-    balances = lakehouse.read(PIPELINE_LEDGER).where("layer = 'silver' AND rule = 'balance'")
-    per_batch = {
-        r.run_id[len(BATCH_RUN_PREFIX) :]: r
-        for r in balances.where(F.col("run_id").startswith(BATCH_RUN_PREFIX)).collect()
-    }
-    assert set(per_batch) == set(bronze)
-    for batch, entry in per_batch.items():
-        assert (
-            entry.rows_in
-            == bronze[batch]
-            == entry.rows_out + entry.rows_quarantined + (entry.rows_removed)
-        )
-        assert entry.rows_out + entry.rows_quarantined == written.get(batch, 0)
-    total = balances.where(F.col("run_id") == total_run_id).first()
-    for column in ("rows_in", "rows_out", "rows_quarantined", "rows_removed"):
-        assert total[column] == sum(e[column] for e in per_batch.values()), column
 
 
 def _by_file_name(df):

@@ -640,29 +640,33 @@ def written_counts(
     lakehouse: Lakehouse,
 ) -> tuple[list[BatchCounts], dict[str, dict[str, int]]]:
     """Lines per batch and rule in the written silver and quarantine tables, and per batch the
-    ledger's counts of silver lines (two aggregations reading a few columns; small results)."""
-    silver_rows_ = (
-        lakehouse.read(SILVER_TRANSACTIONS)
-        .groupBy("_batch_id", "_source_file")
-        .agg(
-            F.count(F.lit(1)).alias("rows"),
-            *[F.count_if(condition).alias(name) for name, condition in _silver_flags().items()],
-        )
-        .collect()
+    ledger's counts of silver lines (one aggregation over both tables reading a few columns;
+    a small result)."""
+    flags = _silver_flags()
+    rule = F.col(QUARANTINE_RULE)
+    kept = lakehouse.read(SILVER_TRANSACTIONS).select(
+        "_batch_id",
+        "_source_file",
+        F.lit(None).cast("string").alias(QUARANTINE_RULE),
+        *[condition.alias(name) for name, condition in flags.items()],
     )
-    quarantine_rows_ = (
-        lakehouse.read(SILVER_QUARANTINE)
+    quarantined = lakehouse.read(SILVER_QUARANTINE).select(
+        "_batch_id", "_source_file", rule, *[F.lit(False).alias(name) for name in flags]
+    )
+    rows = [
+        r.asDict()
+        for r in kept.unionByName(quarantined)
         .groupBy("_batch_id", "_source_file", QUARANTINE_RULE)
-        .agg(F.count(F.lit(1)).alias("rows"))
+        .agg(F.count(F.lit(1)).alias("rows"), *[F.count_if(name).alias(name) for name in flags])
         .collect()
-    )
-    rows = [{**r.asDict(), QUARANTINE_RULE: None} for r in silver_rows_]
+    ]
     counts: dict[str, dict[str, int]] = {}
-    for r in silver_rows_:
-        batch = counts.setdefault(r["_batch_id"], dict.fromkeys(_silver_flags(), 0))
-        for name in _silver_flags():
-            batch[name] += r[name]
-    return batch_counts([*rows, *[r.asDict() for r in quarantine_rows_]]), counts
+    for r in rows:
+        if r[QUARANTINE_RULE] is None:
+            batch = counts.setdefault(r["_batch_id"], dict.fromkeys(flags, 0))
+            for name in flags:
+                batch[name] += r[name]
+    return batch_counts(rows), counts
 
 
 def check_batches(

@@ -344,8 +344,17 @@ def _benchmark(args: argparse.Namespace) -> int:
 
     # the same generated data and graph either way
     inputs = (args.rows, args.seed, args.files, args.work_dir, args.k_range, args.sweep_engine)
+    share = {}
+    if args.daily_share is not None:
+        if not args.daily:
+            raise RetailSegError("--daily-share times a day's increment: add --daily")
+        if not 0 < args.daily_share <= 1:  # before minutes of generating
+            raise RetailSegError(
+                f"--daily-share must be a fraction in (0, 1], e.g. 0.01, got {args.daily_share:g}"
+            )
+        share["share"] = args.daily_share
     if args.daily:
-        daily = run_daily_benchmark(*inputs, parallel=args.parallel_tasks)
+        daily = run_daily_benchmark(*inputs, parallel=args.parallel_tasks, **share)
         print()
         print(daily_report(daily, args.json, args.rows))
     else:
@@ -753,9 +762,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--daily",
         action="store_true",
-        help="time a day's increment instead: hold back the last 1%% of the lines by day, run "
-        "the graph on the rest, land that day as one more file and run it again; report both "
+        help="time a day's increment instead: hold back the last days' lines (--daily-share), "
+        "run the graph on the rest, land them as one more file and run it again; report both "
         "runs per task (no pandas peer; default: off, the whole graph once)",
+    )
+    bench.add_argument(
+        "--daily-share",
+        type=float,
+        metavar="FRACTION",
+        help="with --daily: the least share of the lines the held-back file holds, in whole "
+        "days from the last one back; 0.001 holds back the last day alone (default: 0.01, "
+        "on the default rows 8 days)",
     )
     bench.add_argument("--json", help="also write the figures to this JSON file (default: none)")
     bench.set_defaults(func=_benchmark)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from retail_segmentation import cli
 
 
@@ -89,6 +91,26 @@ def test_every_option_of_every_command_says_its_default():
 def test_benchmark_start_refuses_no_starts(capsys):
     assert cli.main(["benchmark-start", "--repeat", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --repeat must be at least 1, got 0"
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["--daily", "--daily-share", "0"],
+            "--daily-share must be a fraction in (0, 1], e.g. 0.01, got 0",
+        ),
+        (
+            ["--daily", "--daily-share", "1.5"],
+            "--daily-share must be a fraction in (0, 1], e.g. 0.01, got 1.5",
+        ),
+        (["--daily-share", "0.001"], "--daily-share times a day's increment: add --daily"),
+    ],
+)
+def test_benchmark_refuses_a_daily_share_before_generating(argv, error, tmp_path, capsys):
+    assert cli.main(["benchmark", "--work-dir", str(tmp_path), *argv]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {error}"
+    assert list(tmp_path.iterdir()) == []  # nothing generated
 
 
 def test_verbose_goes_before_or_after_the_command():

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextvars
 import shutil
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from itertools import takewhile
 from pathlib import Path
 
@@ -76,9 +77,10 @@ MAINTENANCE_OPERATIONS = frozenset(
 CHANGE_FEED_TABLES = frozenset({SILVER_TRANSACTIONS})
 CHANGE_FEED_PROPERTY = "delta.enableChangeDataFeed"
 
-# Independent table writes a task runs at once (`Lakehouse.overwrite_all`). A write's planning
-# and commit run on the driver one step after another, and a small table's Spark job is short,
-# so one write at a time leaves a core idle much of the time; two at once keep it busy.
+# Independent table writes a task runs at once (`Lakehouse.overwrite_all`, `replace_where_all`).
+# A write's planning and commit run on the driver one step after another, and a small table's
+# Spark job is short, so one write at a time leaves a core idle much of the time; two at once
+# keep it busy.
 WRITES_AT_ONCE = 2
 
 # A table written a little at a time (bronze's and silver's daily batches, the ledger's entries,
@@ -134,6 +136,16 @@ def _note_commit(table: str) -> None:
     committed = _COMMITTED.get()
     if committed is not None:
         committed.add(table)
+
+
+def _at_once(writes: list[Callable[[], None]], at_once: int) -> None:
+    """Run independent table writes `at_once` at a time in threads (started in order). Every
+    write is attempted; the first error (in order) is raised once all have ended."""
+    with ThreadPoolExecutor(max_workers=max(1, at_once), thread_name_prefix="write") as pool:
+        # each write in a copy of this thread's context, so `recording_commits` sees it
+        futures = [pool.submit(contextvars.copy_context().run, write) for write in writes]
+    for future in futures:
+        future.result()
 
 
 def sql_string(value: str) -> str:
@@ -343,14 +355,7 @@ class Lakehouse:
         in threads (started in `frames`' order). The tables must not depend on each other's
         new content. Every write is attempted; the first error (in `frames`' order) is
         raised once all have ended, so each table is left either as it was or replaced."""
-        with ThreadPoolExecutor(max_workers=max(1, at_once), thread_name_prefix="write") as pool:
-            # each write in a copy of this thread's context, so `recording_commits` sees it
-            futures = [
-                pool.submit(contextvars.copy_context().run, self.overwrite, df, table)
-                for table, df in frames.items()
-            ]
-        for future in futures:
-            future.result()
+        _at_once([partial(self.overwrite, df, table) for table, df in frames.items()], at_once)
 
     def append(self, df: DataFrame, table: str) -> None:
         """Append rows to a table in one Delta commit (creating it if needed)."""
@@ -371,6 +376,20 @@ class Lakehouse:
             self._save(df, table, "append")
             return
         self._save(df, table, "overwrite", replace_where=condition)
+
+    def replace_where_all(
+        self, frames: Mapping[str, DataFrame], condition: str, at_once: int = WRITES_AT_ONCE
+    ) -> None:
+        """`replace_where_condition` with one `condition` on several tables, `at_once` writes
+        at a time as in `overwrite_all` (the same rules: independent tables, every write
+        attempted, the first error raised at the end)."""
+        _at_once(
+            [
+                partial(self.replace_where_condition, df, table, condition)
+                for table, df in frames.items()
+            ],
+            at_once,
+        )
 
     def merge_rows(self, df: DataFrame, table: str, key: str, delete: str | None = None) -> None:
         """Upsert `df`'s rows into an existing table by `key` (null matching null) in one Delta

@@ -852,9 +852,13 @@ def _write_increment(
         condition = "_batch_id IN (" + ", ".join(sql_string(b) for b in new_batches) + ")"
         # a day's lines in one file per ROWS_PER_FILE, not one per shuffle partition
         files = max(1, math.ceil(rows / ROWS_PER_FILE))
-        lakehouse.replace_where_condition(kept_df.coalesce(files), SILVER_TRANSACTIONS, condition)
-        lakehouse.replace_where_condition(
-            quarantined_df.coalesce(files), SILVER_QUARANTINE, condition
+        # two at a time: both read the kept lines, neither the other's table
+        lakehouse.replace_where_all(
+            {
+                SILVER_TRANSACTIONS: kept_df.coalesce(files),
+                SILVER_QUARANTINE: quarantined_df.coalesce(files),
+            },
+            condition,
         )
         return
     kept = rules.is_kept()

@@ -61,6 +61,34 @@ def test_overwrite_all_replaces_each_table_and_raises_after_the_others_are_writt
     assert lakehouse.version("middle_t") == 0
 
 
+@pytest.mark.parametrize("at_once", [1, 2])
+def test_replace_where_all_replaces_the_matching_rows_of_each_table_and_raises_at_the_end(
+    spark, lakehouse, at_once
+):
+    schema = "batch string, id int"
+    for table in ("kept_t", "rejected_t"):
+        lakehouse.overwrite(spark.createDataFrame([("a", 1), ("b", 2)], schema), table)
+    bad = spark.createDataFrame([("b", 0)], schema).selectExpr(
+        "batch", "CAST(IF(id = 0, raise_error('no such id'), id) AS int) AS id"
+    )
+    frames = {"kept_t": spark.createDataFrame([("b", 20), ("b", 21)], schema), "rejected_t": bad}
+    with recording_commits() as committed, pytest.raises(Exception, match="no such id"):
+        lakehouse.replace_where_all(frames, "batch = 'b'", at_once=at_once)
+    assert committed == {"kept_t", "rejected_t"}
+    # batch b replaced in the first table, the other batch kept; the failed table as it was
+    assert_df_equality(
+        lakehouse.read("kept_t"),
+        spark.createDataFrame([("a", 1), ("b", 20), ("b", 21)], schema),
+        ignore_row_order=True,
+    )
+    assert_df_equality(
+        lakehouse.read("rejected_t"),
+        spark.createDataFrame([("a", 1), ("b", 2)], schema),
+        ignore_row_order=True,
+    )
+    assert lakehouse.version("rejected_t") == 0
+
+
 def test_maintenance_commits_leave_the_data_version_where_it_was(spark, lakehouse):
     """OPTIMIZE, ZORDER and VACUUM (what predictive optimization runs on Unity Catalog) add
     commits without changing data: the data version and its rows stay those of the write."""

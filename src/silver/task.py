@@ -20,11 +20,13 @@ batch by batch gives the same rows as cleaning them all at once with the same pa
 from __future__ import annotations
 
 import argparse
+import contextvars
 import hashlib
 import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Row, SparkSession
@@ -989,15 +991,23 @@ def build_silver(spark: SparkSession, lakehouse: Lakehouse, config: SilverConfig
             )
     assert parameters is not None
     cleaned_batches = batches if plan.mode in ("refit", "full_refresh") else list(plan.new_batches)
+    # The products are rebuilt whole (on 300,000 lines a MERGE of the written stock codes took
+    # 5.5 s against 2.3 s for the rebuild), in a thread beside the written counts: both read
+    # the new silver version, and neither the other's result.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="products") as pool:
+        products = None
+        if plan.mode != "up_to_date":
+            products_df = build_products(lakehouse.read(SILVER_TRANSACTIONS))
+            products = pool.submit(
+                contextvars.copy_context().run, lakehouse.overwrite, products_df, SILVER_PRODUCTS
+            )
+        all_counts, flags = written_counts(lakehouse)
+    if products is not None:
+        products.result()
     # A batch whose last lines later rules rejected (every one an unmatched cancellation,
     # say) fails here: written, but without a balance entry, so the next run cleans it again,
     # and no task after silver runs on it.
-    all_counts, flags = written_counts(lakehouse)
     check_batches(all_counts, _raw_samples(lakehouse.read(SILVER_QUARANTINE)))
-    # rebuilt whole: on 300,000 lines a MERGE of the written stock codes took 5.5 s against
-    # 2.3 s for the rebuild
-    if plan.mode != "up_to_date":
-        lakehouse.overwrite(build_products(lakehouse.read(SILVER_TRANSACTIONS)), SILVER_PRODUCTS)
 
     new_records = {
         b: BatchRecord(

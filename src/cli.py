@@ -336,6 +336,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     if args.materialize:  # read by every task's Intermediates
         os.environ["RETAIL_SEG_MATERIALIZE"] = args.materialize
     from retail_segmentation.benchmark import (
+        DAILY_SHARE,
         daily_report,
         report,
         run_benchmark,
@@ -344,7 +345,6 @@ def _benchmark(args: argparse.Namespace) -> int:
 
     # the same generated data and graph either way
     inputs = (args.rows, args.seed, args.files, args.work_dir, args.k_range, args.sweep_engine)
-    share = {}
     if args.daily_share is not None:
         if not args.daily:
             raise RetailSegError("--daily-share times a day's increment: add --daily")
@@ -352,9 +352,9 @@ def _benchmark(args: argparse.Namespace) -> int:
             raise RetailSegError(
                 f"--daily-share must be a fraction in (0, 1], e.g. 0.01, got {args.daily_share:g}"
             )
-        share["share"] = args.daily_share
     if args.daily:
-        daily = run_daily_benchmark(*inputs, parallel=args.parallel_tasks, **share)
+        share = DAILY_SHARE if args.daily_share is None else args.daily_share
+        daily = run_daily_benchmark(*inputs, share=share, parallel=args.parallel_tasks)
         print()
         print(daily_report(daily, args.json, args.rows))
     else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import takewhile
 from pathlib import Path
+from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -77,11 +78,13 @@ MAINTENANCE_OPERATIONS = frozenset(
 CHANGE_FEED_TABLES = frozenset({SILVER_TRANSACTIONS})
 CHANGE_FEED_PROPERTY = "delta.enableChangeDataFeed"
 
-# Independent table writes a task runs at once (`Lakehouse.overwrite_all`, `replace_where_all`).
+# Independent table writes a task runs at once (`run_at_once`, `Lakehouse.overwrite_all`).
 # A write's planning and commit run on the driver one step after another, and a small table's
 # Spark job is short, so one write at a time leaves a core idle much of the time; two at once
 # keep it busy.
 WRITES_AT_ONCE = 2
+
+T = TypeVar("T")
 
 # A table written a little at a time (bronze's and silver's daily batches, the ledger's entries,
 # the segment history) is compacted (`Lakehouse.compact_if_fragmented`) once it holds this many
@@ -138,14 +141,14 @@ def _note_commit(table: str) -> None:
         committed.add(table)
 
 
-def _at_once(writes: list[Callable[[], None]], at_once: int) -> None:
-    """Run independent table writes `at_once` at a time in threads (started in order). Every
-    write is attempted; the first error (in order) is raised once all have ended."""
+def run_at_once(calls: Sequence[Callable[[], T]], at_once: int = WRITES_AT_ONCE) -> list[T]:
+    """Run independent calls (table writes, or reads of tables none of them writes) `at_once`
+    at a time in threads, started in order; their results in order. Every call is attempted;
+    the first error (in order) is raised once all have ended."""
     with ThreadPoolExecutor(max_workers=max(1, at_once), thread_name_prefix="write") as pool:
-        # each write in a copy of this thread's context, so `recording_commits` sees it
-        futures = [pool.submit(contextvars.copy_context().run, write) for write in writes]
-    for future in futures:
-        future.result()
+        # each call in a copy of this thread's context, so `recording_commits` sees its writes
+        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+    return [future.result() for future in futures]
 
 
 def sql_string(value: str) -> str:
@@ -355,7 +358,7 @@ class Lakehouse:
         in threads (started in `frames`' order). The tables must not depend on each other's
         new content. Every write is attempted; the first error (in `frames`' order) is
         raised once all have ended, so each table is left either as it was or replaced."""
-        _at_once([partial(self.overwrite, df, table) for table, df in frames.items()], at_once)
+        run_at_once([partial(self.overwrite, df, table) for table, df in frames.items()], at_once)
 
     def append(self, df: DataFrame, table: str) -> None:
         """Append rows to a table in one Delta commit (creating it if needed)."""
@@ -383,7 +386,7 @@ class Lakehouse:
         """`replace_where_condition` with one `condition` on several tables, `at_once` writes
         at a time as in `overwrite_all` (the same rules: independent tables, every write
         attempted, the first error raised at the end)."""
-        _at_once(
+        run_at_once(
             [
                 partial(self.replace_where_condition, df, table, condition)
                 for table, df in frames.items()

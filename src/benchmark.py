@@ -30,6 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from retail_segmentation import runner
+from retail_segmentation.common import delta_log
 from retail_segmentation.common.config import TableConfig
 from retail_segmentation.common.errors import ConfigError, IngestError
 from retail_segmentation.common.materialize import choose_strategy
@@ -592,6 +593,8 @@ class DailyFigures:
     # wall seconds of each run's graph (tasks that ran at the same time overlap)
     first_seconds: float
     second_seconds: float
+    # each table's Delta version before the second run: its later commits are the second run's
+    versions_before_second: Mapping[str, int]
 
     def idle_tasks(self) -> list[str]:
         """Tasks that wrote rows in the first run and none in the second (up to date)."""
@@ -632,6 +635,7 @@ def run_daily_benchmark(
         root, lakehouse, k_range, sweep_engine, echo, parallel=parallel
     )
     shutil.copy(day_file, landing / day_file.name)
+    versions_before_second = delta_log.table_versions(lakehouse.local_root)
     echo(f"[second run] after landing {day_file.name}")
     second, second_seconds = _run_graph(
         root, lakehouse, k_range, sweep_engine, echo, parallel=parallel
@@ -645,6 +649,7 @@ def run_daily_benchmark(
         second,
         first_seconds,
         second_seconds,
+        versions_before_second,
     )
 
 
@@ -711,6 +716,7 @@ def daily_report(
                 "ratio": None if total_ratio is None else round(total_ratio, 3),
             },
             "up_to_date_in_second_run": idle,
+            "versions_before_second_run": dict(figures.versions_before_second),
             "machine": _machine(),
         }
         Path(json_path).write_text(json.dumps(payload, indent=2) + "\n")

@@ -1,15 +1,17 @@
 """The daily benchmark's split: the last days' lines, at least a given share of all lines, are
-held back; undated lines stay in the history."""
+held back; undated lines stay in the history. Its report, as text and JSON."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from chispa import assert_df_equality
 
-from retail_segmentation.benchmark import split_last_days
+from retail_segmentation.benchmark import DailyFigures, daily_report, split_last_days
 from retail_segmentation.common.errors import ConfigError, IngestError
+from retail_segmentation.runner import TaskRun
 
 SCHEMA = "invoice STRING, InvoiceDate STRING"
 LINES = [
@@ -61,3 +63,30 @@ def test_no_parsable_date_names_the_column(spark):
 def test_a_share_outside_zero_to_one_names_the_parameter(source_df):
     with pytest.raises(ConfigError, match="share=0"):
         split_last_days(source_df, share=0)
+
+
+def test_the_report_names_each_tables_version_before_the_second_run(tmp_path):
+    def runs(bronze_seconds, rows):
+        return {"bronze": TaskRun("bronze", bronze_seconds, {"bronze_transactions": rows})}
+
+    figures = DailyFigures(
+        setup={"compute": "local"},
+        cut_day=dt.date(2011, 12, 9),
+        history_lines=100,
+        day_lines=3,
+        first=runs(10.0, 100),
+        second=runs(2.0, 3),
+        first_seconds=10.0,
+        second_seconds=2.0,
+        versions_before_second={"bronze_transactions": 0, "pipeline_ledger": 1},
+    )
+    out = tmp_path / "daily.json"
+    text = daily_report(figures, str(out), rows=103)
+    assert text.splitlines()[3].split() == ["bronze", "10.0", "2.0", "0.20", "100", "3"]
+    written = json.loads(out.read_text())
+    # docs/commit_floor.py takes the second run's commits from these versions on
+    assert written["versions_before_second_run"] == {"bronze_transactions": 0, "pipeline_ledger": 1}
+    assert written["totals"] == {"first_seconds": 10.0, "second_seconds": 2.0, "ratio": 0.2}
+    assert written["second"] == [
+        {"task": "bronze", "seconds": 2.0, "rows_written": {"bronze_transactions": 3}}
+    ]

@@ -65,6 +65,7 @@ class Commit:
         return self.operation
 
     def predicate(self) -> str | None:
+        """The write's predicate, its parts joined by AND; None for a whole overwrite."""
         raw = self.parameters.get("predicate")
         if not raw or raw == "[]":
             return None
@@ -72,8 +73,8 @@ class Commit:
         return " AND ".join(f"({p})" for p in parts)
 
     def rows(self) -> int:
-        """Rows the commit wrote (at least 1: a redo writes something)."""
-        return max(delta_log.operation_rows(self.operation, self.metrics), 1)
+        """Rows the commit wrote."""
+        return delta_log.operation_rows(self.operation, self.metrics)
 
 
 def second_run_commits(tables_dir: Path, figures: dict) -> list[Commit]:
@@ -90,8 +91,9 @@ def second_run_commits(tables_dir: Path, figures: dict) -> list[Commit]:
             parameters = delta_log.operation_parameters(info)
             task = task_of.get(table, "?")
             if table == PIPELINE_LEDGER:
-                predicate = parameters.get("predicate") or ""
-                task = predicate.split("run_id = '", 1)[-1].split(":", 1)[0] or "?"
+                # the upsert's predicate names its run ids, which start with the task's key
+                _, marker, run_id = (parameters.get("predicate") or "").partition("run_id = '")
+                task = run_id.split(":", 1)[0] if marker else "?"
             commits.append(
                 Commit(
                     table,
@@ -115,7 +117,7 @@ def redo(spark, path: Path, commit: Commit) -> float | None:
     elif kind == "overwrite":
         source = table
     elif kind in ("append", "merge"):
-        source = table.limit(commit.rows())
+        source = table.limit(max(commit.rows(), 1))
     else:
         return None
     source = source.localCheckpoint()  # read and held before the clock starts

@@ -148,9 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     figures = json.loads(Path(args.figures).read_text("utf-8"))
     if "versions_before_second_run" not in figures:
-        print(f"{args.figures}: not a daily benchmark's JSON (no versions_before_second_run)")
+        print(
+            f"{args.figures}: not a daily benchmark's JSON (no versions_before_second_run)",
+            file=sys.stderr,
+        )
         return 2
     tables_dir = Path(args.work_dir) / "tables" / BENCH_SCHEMA
+    if not tables_dir.is_dir():
+        print(f"{args.work_dir}: no benchmark tables in {tables_dir}", file=sys.stderr)
+        return 2
     commits = second_run_commits(tables_dir, figures)
     copy = Path(args.work_dir) / "commit-floor" / BENCH_SCHEMA
     shutil.rmtree(copy.parent, ignore_errors=True)
